@@ -1,0 +1,240 @@
+//! drivers/md/dm.c + dm-ioctl.c: a mapped device with a live and an inactive table, table
+//! load (the new target instance is constructed while the old one is live), suspend
+//! (presuspend, block new IO, drain in-flight bios, postsuspend), resume (swap, preresume,
+//! resume, reissue deferred IO, old dtr), remove, message, and DM_MAPIO_REQUEUE.
+//!
+//! Deferred bios are reissued by the submitting context once the device unblocks (dm's
+//! `dm_wq_work` does it in a worker in the kernel; the blocking structure is the same: the
+//! bio is not in flight while deferred, and is mapped again against the live table).
+
+use crate::dm_raid::{self, MapResult, Table};
+use crate::enter;
+use crate::md::{Errno, EBUSY, EINVAL, EIO, ENXIO};
+use crate::sched::{BioId, DevId, MdId, TaskId, Wq, K};
+
+/// `struct mapped_device`, reduced.
+#[derive(Clone, Debug)]
+pub struct MappedDevice {
+    pub name: String,
+    pub members: usize,
+    /// The dm-raid instance (target) of the live and of the inactive table.
+    pub live: Option<MdId>,
+    pub inactive: Option<MdId>,
+    /// DMF_SUSPENDED.
+    pub suspended: bool,
+    /// DMF_BLOCK_IO_FOR_SUSPEND: new bios are deferred.
+    pub block_io: bool,
+    /// DMF_NOFLUSH_SUSPENDING.
+    pub noflush_suspending: bool,
+    /// Bios inside the target's map function.
+    pub in_flight: u32,
+    pub removed: bool,
+    /// `md->suspend_lock` (dm ioctls that suspend/resume serialize on it).
+    pub suspend_lock: Option<TaskId>,
+    pub wait: Wq,
+    /// Instances constructed for this device so far (names `lv#1`, `lv#2`, ...).
+    pub instances: u32,
+}
+
+/// `dm_create()` (`dmsetup create` without a table, or lvm's CREATE).
+pub fn dm_create(k: &mut K, name: &str, members: usize) -> DevId {
+    let wait = k.new_wq(format!("{name}.wait"));
+    k.dms.push(MappedDevice {
+        name: name.to_string(),
+        members,
+        live: None,
+        inactive: None,
+        suspended: false,
+        block_io: false,
+        noflush_suspending: false,
+        in_flight: 0,
+        removed: false,
+        suspend_lock: None,
+        wait,
+        instances: 0,
+    });
+    k.dms.len() - 1
+}
+
+fn suspend_lock(k: &mut K, d: DevId) {
+    let q = k.dms[d].wait;
+    k.sleep(q, "dm: waiting for suspend_lock", |w| w.dms[d].suspend_lock.is_none());
+    k.dms[d].suspend_lock = Some(k.cx.task);
+}
+
+fn suspend_unlock(k: &mut K, d: DevId) {
+    k.dms[d].suspend_lock = None;
+    let q = k.dms[d].wait;
+    k.wake_up(q);
+}
+
+/// `table_load()`: construct the new target instance while the old table stays live. A
+/// previous inactive table is destroyed.
+pub fn table_load(k: &mut K, d: DevId, table: &Table) -> Result<(), Errno> {
+    enter!(k, "table_load");
+    if k.dms[d].removed {
+        return Err(ENXIO);
+    }
+    let m = dm_raid::raid_ctr(k, d, table)?;
+    if let Some(old) = k.dms[d].inactive.replace(m) {
+        dm_raid::raid_dtr(k, old);
+    }
+    Ok(())
+}
+
+/// `dm_suspend()`.
+pub fn dm_suspend(k: &mut K, d: DevId, noflush: bool) -> Result<(), Errno> {
+    enter!(k, "dm_suspend");
+    if k.dms[d].removed {
+        return Err(ENXIO);
+    }
+    suspend_lock(k, d);
+    let r = __dm_suspend(k, d, noflush);
+    suspend_unlock(k, d);
+    r
+}
+
+fn __dm_suspend(k: &mut K, d: DevId, noflush: bool) -> Result<(), Errno> {
+    if k.dms[d].suspended {
+        return Err(EINVAL);
+    }
+    let Some(m) = k.dms[d].live else {
+        k.dms[d].suspended = true;
+        return Ok(());
+    };
+    dm_raid::raid_presuspend(k, m);
+    k.pre();
+    k.dms[d].noflush_suspending = noflush;
+    k.dms[d].block_io = true;
+    k.pre();
+    let q = k.dms[d].wait;
+    k.sleep(q, "dm_suspend: waiting for in-flight bios", |w| w.dms[d].in_flight == 0);
+    k.dms[d].noflush_suspending = false;
+    dm_raid::raid_postsuspend(k, m);
+    k.dms[d].suspended = true;
+    let name = k.dms[d].name.clone();
+    k.trace(|| format!("dm {name} suspended{}", if noflush { " (noflush)" } else { "" }));
+    Ok(())
+}
+
+/// `do_resume()`: swap in the inactive table (suspending first if needed), preresume and
+/// resume the live target, let deferred IO go, then destroy the old table.
+pub fn do_resume(k: &mut K, d: DevId) -> Result<(), Errno> {
+    enter!(k, "do_resume");
+    if k.dms[d].removed {
+        return Err(ENXIO);
+    }
+    suspend_lock(k, d);
+    let mut old = None;
+    if let Some(new) = k.dms[d].inactive {
+        if !k.dms[d].suspended {
+            // The implicit suspend uses the RESUME ioctl's flags: flush.
+            if let Err(e) = __dm_suspend(k, d, false) {
+                suspend_unlock(k, d);
+                return Err(e);
+            }
+        }
+        k.dms[d].inactive = None;
+        old = k.dms[d].live.replace(new);
+    } else if !k.dms[d].suspended {
+        suspend_unlock(k, d);
+        return Ok(());
+    }
+    let m = k.dms[d].live.expect("a resumed device has a live table");
+    if let Err(e) = dm_raid::raid_preresume(k, m) {
+        // dm_table_resume_targets failed: the device stays suspended.
+        suspend_unlock(k, d);
+        if let Some(o) = old {
+            dm_raid::raid_dtr(k, o);
+        }
+        return Err(e);
+    }
+    dm_raid::raid_resume(k, m);
+    k.dms[d].suspended = false;
+    k.dms[d].block_io = false;
+    let q = k.dms[d].wait;
+    k.wake_up(q);
+    let name = k.dms[d].name.clone();
+    k.trace(|| format!("dm {name} resumed"));
+    suspend_unlock(k, d);
+    if let Some(o) = old {
+        dm_raid::raid_dtr(k, o);
+    }
+    Ok(())
+}
+
+/// `dev_remove()` -> `__dm_destroy()`: presuspend + postsuspend of an unsuspended device (no
+/// drain in between), then the destructors.
+pub fn dm_remove(k: &mut K, d: DevId) -> Result<(), Errno> {
+    enter!(k, "dm_remove");
+    if k.dms[d].removed {
+        return Err(ENXIO);
+    }
+    if k.dms[d].in_flight > 0 {
+        return Err(EBUSY);
+    }
+    suspend_lock(k, d);
+    if let Some(m) = k.dms[d].live {
+        if !k.dms[d].suspended {
+            dm_raid::raid_presuspend(k, m);
+            k.pre();
+            dm_raid::raid_postsuspend(k, m);
+        }
+    }
+    k.dms[d].removed = true;
+    k.dms[d].block_io = true;
+    suspend_unlock(k, d);
+    if let Some(m) = k.dms[d].live.take() {
+        dm_raid::raid_dtr(k, m);
+    }
+    if let Some(m) = k.dms[d].inactive.take() {
+        dm_raid::raid_dtr(k, m);
+    }
+    let q = k.dms[d].wait;
+    k.wake_up(q);
+    Ok(())
+}
+
+/// `target_message()`.
+pub fn target_message(k: &mut K, d: DevId, word: &str) -> Result<(), Errno> {
+    enter!(k, "target_message");
+    let Some(m) = k.dms[d].live.filter(|_| !k.dms[d].removed) else {
+        return Err(EINVAL);
+    };
+    dm_raid::raid_message(k, m, word)
+}
+
+/// `dm_submit_bio()` -> `__map_bio()` for a bio the caller waits on (`submit_bio_wait`).
+pub fn dm_submit_bio(k: &mut K, d: DevId, bio: BioId) {
+    enter!(k, "dm_submit_bio");
+    loop {
+        let q = k.dms[d].wait;
+        k.sleep(q, "dm_submit_bio: deferred while the device is suspended", |w| !w.dms[d].block_io || w.dms[d].removed);
+        if k.dms[d].removed {
+            k.bios[bio].status = Some(Err(EIO));
+            return;
+        }
+        let m = k.dms[d].live.expect("a live device has a table");
+        k.dms[d].in_flight += 1;
+        let r = dm_raid::raid_map(k, m, bio);
+        k.dms[d].in_flight -= 1;
+        let q = k.dms[d].wait;
+        k.wake_up(q);
+        match r {
+            MapResult::Submitted => return,
+            MapResult::Requeue => {
+                // dm_handle_requeue(): only a noflush suspend pushes the bio back.
+                if k.dms[d].noflush_suspending {
+                    k.bios[bio].requeued += 1;
+                    k.bios[bio].status = None;
+                    k.trace(|| format!("bio {bio} requeued (noflush suspend in progress)"));
+                    k.pre();
+                    continue;
+                }
+                k.bios[bio].status = Some(Err(EIO));
+                k.trace(|| format!("bio {bio} DM_MAPIO_REQUEUE without a noflush suspend -> BLK_STS_IOERR"));
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! drivers/md/dm-raid.c: the dm-raid target (ctr, dtr, map, message, presuspend,
+//! postsuspend, preresume with rs_start_reshape / rs_update_sbs, resume, status) and the
+//! RT_FLAG_* bits it keeps per table instance.
+
+use crate::enter;
+use crate::kernel::Change;
+use crate::md::{self, Errno, EBUSY, EINVAL};
+use crate::md_h::*;
+use crate::raid5;
+use crate::sched::{BioId, DevId, MdId, K};
+
+pub const RT_FLAG_RS_PRERESUMED: u32 = 0;
+pub const RT_FLAG_RS_RESUMED: u32 = 1;
+pub const RT_FLAG_RS_BITMAP_LOADED: u32 = 2;
+pub const RT_FLAG_UPDATE_SBS: u32 = 3;
+pub const RT_FLAG_RESHAPE_RS: u32 = 4;
+pub const RT_FLAG_RS_SUSPENDED: u32 = 5;
+/// Added by 41425f96d7aa.
+pub const RT_FLAG_RS_FROZEN: u32 = 9;
+
+/// A dm-raid table line: `raid5_ls <chunk> [delta_disks N] [data_offset S] [nosync] <legs>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Table {
+    pub layout: Layout,
+    pub legs: u32,
+    pub chunk: u32,
+    pub delta_disks: i32,
+    pub data_offset: Option<u32>,
+    pub nosync: bool,
+}
+
+impl Table {
+    /// The geometry the table asks for (after any reshape it requests).
+    pub fn new_raid_disks(&self) -> u32 {
+        if self.delta_disks < 0 {
+            (self.legs as i32 + self.delta_disks) as u32
+        } else {
+            self.legs
+        }
+    }
+}
+
+/// `struct raid_set`, reduced.
+#[derive(Clone, Debug)]
+pub struct RaidSet {
+    pub dev: DevId,
+    pub table: Table,
+    pub runtime_flags: u32,
+}
+
+pub enum MapResult {
+    Submitted,
+    Requeue,
+}
+
+fn rs_test(k: &K, m: MdId, f: u32) -> bool {
+    k.raid_sets[m].as_ref().is_some_and(|rs| rs.runtime_flags & (1 << f) != 0)
+}
+fn rs_set(k: &mut K, m: MdId, f: u32) {
+    if let Some(rs) = k.raid_sets[m].as_mut() {
+        rs.runtime_flags |= 1 << f;
+    }
+}
+fn rs_clear(k: &mut K, m: MdId, f: u32) {
+    if let Some(rs) = k.raid_sets[m].as_mut() {
+        rs.runtime_flags &= !(1 << f);
+    }
+}
+fn rs_test_and_set(k: &mut K, m: MdId, f: u32) -> bool {
+    let was = rs_test(k, m, f);
+    rs_set(k, m, f);
+    was
+}
+fn rs_test_and_clear(k: &mut K, m: MdId, f: u32) -> bool {
+    let was = rs_test(k, m, f);
+    rs_clear(k, m, f);
+    was
+}
+
+/// The kernel has one of the "really frozen" fixes (v2 p6 or 16c4770c75b1).
+fn really_frozen(k: &K) -> bool {
+    k.k.has(Change::V2ReallyFrozen) || k.k.has(Change::MergedReallyFrozen)
+}
+
+/// `raid_ctr()`: a new table instance over the members, built while the old one is live.
+pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
+    enter!(k, "raid_ctr");
+    let mem = k.dms[d].members;
+    if t.legs as usize > k.members[mem].disks.len() || t.new_raid_disks() < 3 || t.chunk == 0 {
+        return Err(EINVAL);
+    }
+    k.dms[d].instances += 1;
+    let name = format!("{}#{}", k.dms[d].name, k.dms[d].instances);
+    let m = md::mddev_alloc(k, name, mem, true);
+    let sb = k.members[mem].sb.clone();
+    let mut flags = 0u32;
+    let old_disks = if t.delta_disks > 0 { t.legs - t.delta_disks as u32 } else { t.legs };
+    let new_geo = Geo { raid_disks: t.new_raid_disks(), layout: t.layout, chunk: t.chunk, data_offset: 0 };
+    if !sb.valid {
+        // A new array: build it from the table; resync unless nosync.
+        let g = Geo { raid_disks: t.legs, data_offset: t.data_offset.unwrap_or(0), ..new_geo };
+        let md = &mut k.mddevs[m];
+        md.geo = g;
+        md.new_geo = g;
+        md.recovery_cp = if t.nosync { MAX_SECTOR } else { 0 };
+        flags |= 1 << RT_FLAG_UPDATE_SBS;
+    } else if sb.reshape_position != MAX_SECTOR {
+        // rs_is_reshaping(): the superblock wins; no new reshape set-up.
+        md::md_load_sb(k, m, &sb);
+    } else if new_geo.raid_disks != sb.geo.raid_disks || t.layout != sb.geo.layout || t.chunk != sb.geo.chunk {
+        // rs_prepare_reshape(): a reshape is requested.
+        let reshape_space = t.data_offset.unwrap_or(0);
+        let (old_off, new_off) = if t.delta_disks > 0 {
+            // lvm moved the reshape space to the front: data sits at data_offset now.
+            (reshape_space, 0)
+        } else if sb.geo.data_offset == 0 {
+            (0, reshape_space)
+        } else {
+            (sb.geo.data_offset, 0)
+        };
+        let md = &mut k.mddevs[m];
+        md.geo = Geo { raid_disks: old_disks, data_offset: old_off, ..sb.geo };
+        md.new_geo = Geo { data_offset: new_off, ..new_geo };
+        md.delta_disks = new_geo.raid_disks as i32 - old_disks as i32;
+        md.recovery_cp = sb.recovery_cp;
+        flags |= (1 << RT_FLAG_RESHAPE_RS) | (1 << RT_FLAG_UPDATE_SBS);
+    } else {
+        md::md_load_sb(k, m, &sb);
+    }
+    k.raid_sets[m] = Some(RaidSet { dev: d, table: t.clone(), runtime_flags: flags });
+    k.mddevs[m].ro = Ro::MdRdonly;
+    k.mddevs[m].in_sync = true;
+    if !really_frozen(k) {
+        // v6.7: intent "frozen until resume" — md_run wipes it.
+        k.set_bit(m, MD_RECOVERY_FROZEN);
+    }
+    // v2 p8 "dm-raid: remove mddev_suspend/resume()"
+    if k.k.has(Change::V2NoMddevSuspend) {
+        md::mddev_lock(k, m);
+    } else {
+        md::mddev_suspend_and_lock_nointr(k, m);
+    }
+    if really_frozen(k) {
+        // v2 p6 / 16c4770c75b1 "dm-raid: really frozen sync_thread during suspend"
+        md::md_frozen_sync_thread(k, m);
+    }
+    if let Err(e) = md::md_run(k, m) {
+        md::mddev_unlock(k, m);
+        md::mddev_free(k, m);
+        return Err(e);
+    }
+    k.mddevs[m].in_sync = false;
+    md::md_start(k, m);
+    rs_set(k, m, RT_FLAG_RS_SUSPENDED);
+    if rs_test(k, m, RT_FLAG_RESHAPE_RS) {
+        raid5::check_reshape(k, m)?;
+    }
+    md::mddev_unlock(k, m);
+    let (name, rec) = (k.mddevs[m].name.clone(), recovery_str(k.mddevs[m].recovery));
+    k.trace(|| format!("raid_ctr: {name} constructed ({rec})"));
+    Ok(m)
+}
+
+/// `raid_dtr()`.
+pub fn raid_dtr(k: &mut K, m: MdId) {
+    enter!(k, "raid_dtr");
+    md::mddev_lock(k, m);
+    md::md_stop(k, m);
+    md::mddev_unlock(k, m);
+    md::mddev_free(k, m);
+    let name = k.mddevs[m].name.clone();
+    k.trace(|| format!("raid_dtr: {name} destroyed"));
+}
+
+/// `raid_map()`.
+pub fn raid_map(k: &mut K, m: MdId, bio: BioId) -> MapResult {
+    enter!(k, "raid_map");
+    let end = k.bios[bio].start + k.bios[bio].len;
+    if end > k.mddevs[m].array_sectors {
+        return MapResult::Requeue;
+    }
+    // 41425f96d7aa: md_handle_request hands back a bio that crossed a stalled reshape.
+    if !md::md_handle_request(k, m, bio) {
+        return MapResult::Requeue;
+    }
+    MapResult::Submitted
+}
+
+/// `decipher_sync_action()`.
+pub fn decipher_sync_action(md: &Mddev) -> &'static str {
+    if md.test(MD_RECOVERY_FROZEN) {
+        return "frozen";
+    }
+    if !md.test(MD_RECOVERY_DONE) && (md.test(MD_RECOVERY_RUNNING) || (md_is_rdwr(md) && md.test(MD_RECOVERY_NEEDED))) {
+        if md.test(MD_RECOVERY_RESHAPE) || md.reshape_position != MAX_SECTOR {
+            return "reshape";
+        }
+        if md.test(MD_RECOVERY_SYNC) {
+            return if !md.test(MD_RECOVERY_REQUESTED) {
+                "resync"
+            } else if md.test(MD_RECOVERY_CHECK) {
+                "check"
+            } else {
+                "repair"
+            };
+        }
+        if md.test(MD_RECOVERY_RECOVER) {
+            return "recover";
+        }
+    }
+    "idle"
+}
+
+/// `raid_message()`.
+pub fn raid_message(k: &mut K, m: MdId, word: &str) -> Result<(), Errno> {
+    enter!(k, "raid_message");
+    if !k.mddevs[m].pers {
+        return Err(EINVAL);
+    }
+    // v2 p6 / 16c4770c75b1: refuse while suspended; 41425f96d7aa: also from presuspend on.
+    if (really_frozen(k) && rs_test(k, m, RT_FLAG_RS_SUSPENDED))
+        || (k.k.has(Change::WaitReshapeRequeues) && rs_test(k, m, RT_FLAG_RS_FROZEN))
+    {
+        return Err(EBUSY);
+    }
+    let idle_or_frozen = word == "idle" || word == "frozen";
+    if k.k.has(Change::MessageUsesStopHelpers) {
+        // cd32b27a66db / v2 p7 "md/dm-raid: don't call md_reap_sync_thread() directly"
+        if word == "frozen" {
+            md::mddev_lock(k, m);
+            md::md_frozen_sync_thread(k, m);
+            md::mddev_unlock(k, m);
+        } else if word == "idle" {
+            md::mddev_lock(k, m);
+            md::md_idle_sync_thread(k, m);
+            md::mddev_unlock(k, m);
+        }
+        k.clear_bit(m, MD_RECOVERY_FROZEN);
+        message_chain(k, m, word)?;
+    } else {
+        if word == "frozen" {
+            k.set_bit(m, MD_RECOVERY_FROZEN);
+        } else {
+            k.clear_bit(m, MD_RECOVERY_FROZEN);
+        }
+        if idle_or_frozen {
+            if k.mddevs[m].sync_thread.is_some() {
+                k.set_bit(m, MD_RECOVERY_INTR);
+                md::md_reap_sync_thread(k, m);
+            }
+        } else {
+            message_chain(k, m, word)?;
+        }
+    }
+    if k.mddevs[m].ro == Ro::MdAutoRead {
+        k.mddevs[m].ro = Ro::MdRdwr;
+        if k.mddevs[m].suspended == 0 {
+            let st = k.mddevs[m].sync_thread;
+            md::md_wakeup_thread(k, st);
+        }
+    }
+    k.set_bit(m, MD_RECOVERY_NEEDED);
+    if k.mddevs[m].suspended == 0 {
+        let d = k.mddevs[m].thread;
+        md::md_wakeup_thread(k, d);
+    }
+    Ok(())
+}
+
+/// The `decipher_sync_action() != idle -> -EBUSY`, resync/recover/check/repair/else chain.
+fn message_chain(k: &mut K, m: MdId, word: &str) -> Result<(), Errno> {
+    if decipher_sync_action(&k.mddevs[m]) != "idle" {
+        return Err(EBUSY);
+    }
+    match word {
+        "resync" => {}
+        "recover" => k.set_bit(m, MD_RECOVERY_RECOVER),
+        "check" | "repair" => {
+            if word == "check" {
+                k.set_bit(m, MD_RECOVERY_CHECK);
+            }
+            k.set_bit(m, MD_RECOVERY_REQUESTED);
+            k.set_bit(m, MD_RECOVERY_SYNC);
+        }
+        // cd32b27a66db as merged: "idle"/"frozen" end here too (kernel-lifecycle.md §3.2 #7).
+        _ => return Err(EINVAL),
+    }
+    Ok(())
+}
+
+/// `raid_presuspend()`: absent in v6.7.
+pub fn raid_presuspend(k: &mut K, m: MdId) {
+    enter!(k, "raid_presuspend");
+    if k.k.has(Change::V2ReallyFrozen) {
+        // v2 p6: freeze and stop the sync thread before dm drains IO.
+        md::mddev_lock(k, m);
+        md::md_frozen_sync_thread(k, m);
+        md::mddev_unlock(k, m);
+    }
+    if k.k.has(Change::V2PresuspendPrepares) && k.k.has(Change::V2ReshapeDisabledFailsIo) {
+        // v2 p9 calls pers->prepare_suspend unconditionally; raid456's is added by v2 p11.
+        raid5::raid5_prepare_suspend(k, m);
+    }
+    if k.k.has(Change::WaitReshapeRequeues) {
+        // 41425f96d7aa: raid_message refuses from here on.
+        rs_set(k, m, RT_FLAG_RS_FROZEN);
+    }
+    // 5625ff8b72b0: wake the reshape waiters only if the reshape is interrupted right now;
+    // raid456's prepare_suspend comes with 41425f96d7aa.
+    if k.k.has(Change::MergedPresuspendPrepares)
+        && k.k.has(Change::WaitReshapeRequeues)
+        && reshape_interrupted(&k.mddevs[m])
+    {
+        raid5::raid5_prepare_suspend(k, m);
+    }
+}
+
+/// `raid_postsuspend()`.
+pub fn raid_postsuspend(k: &mut K, m: MdId) {
+    enter!(k, "raid_postsuspend");
+    if !rs_test_and_set(k, m, RT_FLAG_RS_SUSPENDED) {
+        if really_frozen(k) || !k.test_bit(m, MD_RECOVERY_FROZEN) {
+            // v6.7 stops writes only if FROZEN is clear; v2 p6 / 16c4770c75b1 always.
+            md::md_stop_writes(k, m);
+        }
+        if !k.k.has(Change::V2NoMddevSuspend) {
+            md::mddev_suspend(k, m, false);
+        }
+    }
+    if really_frozen(k) && k.mddevs[m].sync_thread.is_some() {
+        let name = k.mddevs[m].name.clone();
+        k.violation("sync-thread-after-postsuspend", format!("{name} is suspended with a registered sync thread"));
+    }
+}
+
+/// `rs_update_sbs()`: a transient read-write window around md_update_sb.
+fn rs_update_sbs(k: &mut K, m: MdId) {
+    enter!(k, "rs_update_sbs");
+    k.mddevs[m].sb_flags |= 1 << MD_SB_CHANGE_DEVS;
+    let ro = k.mddevs[m].ro;
+    k.mddevs[m].ro = Ro::MdRdwr;
+    k.pre();
+    md::md_update_sb(k, m, false);
+    k.pre();
+    k.mddevs[m].ro = ro;
+}
+
+/// `rs_setup_reshape()`: direction and sizes of the requested reshape.
+fn rs_setup_reshape(k: &mut K, m: MdId) {
+    let md = &mut k.mddevs[m];
+    md.reshape_backwards = match md.delta_disks {
+        d if d > 0 => false,
+        d if d < 0 => true,
+        _ => md.new_geo.data_offset != 0,
+    };
+}
+
+/// `rs_start_reshape()` (reconfig_mutex held): this instance never runs the reshape (WAIT).
+fn rs_start_reshape(k: &mut K, m: MdId) -> Result<(), Errno> {
+    enter!(k, "rs_start_reshape");
+    k.set_bit(m, MD_RECOVERY_WAIT);
+    rs_setup_reshape(k, m);
+    raid5::check_reshape(k, m)?;
+    raid5::raid5_start_reshape(k, m)?;
+    rs_update_sbs(k, m);
+    Ok(())
+}
+
+/// `raid_preresume()`: only the first preresume of an instance works.
+pub fn raid_preresume(k: &mut K, m: MdId) -> Result<(), Errno> {
+    enter!(k, "raid_preresume");
+    if rs_test_and_set(k, m, RT_FLAG_RS_PRERESUMED) {
+        return Ok(());
+    }
+    if rs_test(k, m, RT_FLAG_UPDATE_SBS) {
+        rs_update_sbs(k, m);
+    }
+    md::md_bitmap_load(k, m);
+    rs_set(k, m, RT_FLAG_RS_BITMAP_LOADED);
+    if !really_frozen(k) {
+        // v6.7 (removed by 16c4770c75b1 / v2 p6): no sync start before raid_resume.
+        k.set_bit(m, MD_RECOVERY_FROZEN);
+    }
+    let cp = k.mddevs[m].recovery_cp;
+    if cp > 0 && cp < MAX_SECTOR {
+        k.set_bit(m, MD_RECOVERY_REQUESTED);
+        k.mddevs[m].resync_min = cp;
+    }
+    if rs_test(k, m, RT_FLAG_RESHAPE_RS) {
+        md::mddev_lock(k, m);
+        let r = rs_start_reshape(k, m);
+        md::mddev_unlock(k, m);
+        if let Err(e) = r {
+            let name = k.mddevs[m].name.clone();
+            k.trace(|| format!("{name}: rs_start_reshape failed: {e} (only warned)"));
+        }
+    }
+    Ok(())
+}
+
+/// `raid_resume()`.
+pub fn raid_resume(k: &mut K, m: MdId) {
+    enter!(k, "raid_resume");
+    if rs_test_and_set(k, m, RT_FLAG_RS_RESUMED) {
+        // attempt_restore_of_faulty_devices(): no faulty legs in the model; 95009ae904b1 takes
+        // reconfig_mutex around it.
+        if k.k.has(Change::ResumeLocksRestore) {
+            md::mddev_lock(k, m);
+            md::mddev_unlock(k, m);
+        }
+    }
+    if !rs_test_and_clear(k, m, RT_FLAG_RS_SUSPENDED) {
+        return;
+    }
+    if k.k.has(Change::MergedReallyFrozen) {
+        if !k.test_bit(m, MD_RECOVERY_FROZEN) || k.test_bit(m, MD_RECOVERY_RUNNING) {
+            k.trace(|| "WARN_ON_ONCE(!FROZEN || RUNNING) in raid_resume".into());
+        }
+    }
+    if k.k.has(Change::WaitReshapeRequeues) {
+        rs_clear(k, m, RT_FLAG_RS_FROZEN);
+    }
+    md::mddev_lock(k, m);
+    if !really_frozen(k) {
+        k.clear_bit(m, MD_RECOVERY_FROZEN);
+    }
+    k.mddevs[m].ro = Ro::MdRdwr;
+    k.mddevs[m].in_sync = false;
+    if really_frozen(k) {
+        // v2 p6 / 16c4770c75b1
+        md::md_unfrozen_sync_thread(k, m);
+    }
+    if k.k.has(Change::V2NoMddevSuspend) {
+        md::mddev_unlock(k, m);
+    } else {
+        md::mddev_unlock_and_resume(k, m);
+    }
+}
+
+/// `raid_status()` (STATUSTYPE_INFO), the fields lvm's `wait_for_sync` reads:
+/// health chars, `progress/total`, action.
+pub fn raid_status(k: &K, m: MdId) -> (String, Sector, Sector, &'static str) {
+    let md = &k.mddevs[m];
+    let action = decipher_sync_action(md);
+    let total = md.array_sectors;
+    let (health, progress) = if md.reshape_position != MAX_SECTOR {
+        let old = md.geo.raid_disks;
+        let h: String = (0..md.new_geo.raid_disks).map(|i| if i < old { 'A' } else { 'a' }).collect();
+        let c = md.conf.as_ref();
+        let p = c.map(|c| if md.reshape_backwards { total.saturating_sub(c.reshape_progress.min(total)) } else { c.reshape_progress.min(total) }).unwrap_or(0);
+        (h, p)
+    } else if md.recovery_cp < MAX_SECTOR {
+        let p = if action == "idle" && !md.test(MD_RECOVERY_INTR) { md.recovery_cp } else { md.curr_resync_completed };
+        ("a".repeat(md.geo.raid_disks as usize), p.min(total))
+    } else {
+        ("A".repeat(md.geo.raid_disks as usize), total)
+    };
+    (health, progress, total, action)
+}

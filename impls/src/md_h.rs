@@ -1,0 +1,205 @@
+//! drivers/md/md.h: the mddev, its recovery bits and the inline helpers.
+
+use crate::raid5::R5Conf;
+use crate::sched::{TaskId, ThreadId, Wq};
+
+/// `enum recovery_flags`, in kernel bit order.
+pub const MD_RECOVERY_RUNNING: u32 = 0;
+pub const MD_RECOVERY_SYNC: u32 = 1;
+pub const MD_RECOVERY_RECOVER: u32 = 2;
+pub const MD_RECOVERY_INTR: u32 = 3;
+pub const MD_RECOVERY_DONE: u32 = 4;
+pub const MD_RECOVERY_NEEDED: u32 = 5;
+pub const MD_RECOVERY_REQUESTED: u32 = 6;
+pub const MD_RECOVERY_CHECK: u32 = 7;
+pub const MD_RECOVERY_RESHAPE: u32 = 8;
+pub const MD_RECOVERY_FROZEN: u32 = 9;
+pub const MD_RECOVERY_ERROR: u32 = 10;
+pub const MD_RECOVERY_WAIT: u32 = 11;
+
+const RECOVERY_NAMES: [&str; 12] =
+    ["RUNNING", "SYNC", "RECOVER", "INTR", "DONE", "NEEDED", "REQUESTED", "CHECK", "RESHAPE", "FROZEN", "ERROR", "WAIT"];
+
+/// `recovery` printed as `RUNNING|INTR|…` (or `-`).
+pub fn recovery_str(r: u32) -> String {
+    let s: Vec<&str> = (0..12).filter(|b| r & (1 << b) != 0).map(|b| RECOVERY_NAMES[b as usize]).collect();
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.join("|")
+    }
+}
+
+/// `mddev->sb_flags` bits.
+pub const MD_SB_CHANGE_DEVS: u32 = 0;
+pub const MD_SB_CHANGE_CLEAN: u32 = 1;
+pub const MD_SB_CHANGE_PENDING: u32 = 2;
+
+/// `MaxSector`: no reshape / clean array.
+pub const MAX_SECTOR: u64 = u64::MAX;
+
+/// `mddev->ro`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ro {
+    MdRdwr,
+    MdRdonly,
+    MdAutoRead,
+}
+
+/// One logical block of the array is the model's sector; chunks are counted in blocks.
+pub type Sector = u64;
+
+/// raid5 parity placement (`ALGORITHM_*`): which disk of a stripe holds parity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Layout {
+    /// ALGORITHM_LEFT_ASYMMETRIC (raid5_la)
+    La,
+    /// ALGORITHM_RIGHT_ASYMMETRIC (raid5_ra)
+    Ra,
+    /// ALGORITHM_LEFT_SYMMETRIC (raid5_ls, lvm's default)
+    Ls,
+    /// ALGORITHM_RIGHT_SYMMETRIC (raid5_rs)
+    Rs,
+    /// ALGORITHM_PARITY_N (raid5_n)
+    N,
+}
+
+impl Layout {
+    pub const ALL: [Layout; 5] = [Layout::La, Layout::Ra, Layout::Ls, Layout::Rs, Layout::N];
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::La => "raid5_la",
+            Layout::Ra => "raid5_ra",
+            Layout::Ls => "raid5_ls",
+            Layout::Rs => "raid5_rs",
+            Layout::N => "raid5_n",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Layout> {
+        Layout::ALL.into_iter().find(|l| l.name() == s || (s == "raid5" && *l == Layout::Ls))
+    }
+}
+
+/// What raid456 needs to place data: disk count, parity layout, chunk (blocks), and where data
+/// starts on each member (blocks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geo {
+    pub raid_disks: u32,
+    pub layout: Layout,
+    pub chunk: u32,
+    pub data_offset: u32,
+}
+
+impl Geo {
+    pub fn data_disks(&self) -> u32 {
+        self.raid_disks - 1
+    }
+}
+
+/// The on-disk superblock every member carries (dm-raid's `dm_raid_superblock` / md's
+/// `mdp_superblock_1`, reduced to the lifecycle fields). Shared by every instance over the
+/// same members: it is how a new table instance learns the reshape position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Superblock {
+    /// False until the first `md_update_sb` of a new array.
+    pub valid: bool,
+    pub events: u64,
+    /// The geometry being reshaped to (or the only one).
+    pub geo: Geo,
+    /// The geometry being reshaped from, while `reshape_position != MaxSector`.
+    pub prev_geo: Geo,
+    pub reshape_position: Sector,
+    pub reshape_backwards: bool,
+    pub delta_disks: i32,
+    /// Resync checkpoint (`recovery_cp`; MaxSector = clean).
+    pub recovery_cp: Sector,
+}
+
+/// The member devices of one array: superblock and data, shared by every mddev (table
+/// instance) built over them.
+#[derive(Clone, Debug)]
+pub struct Members {
+    pub name: String,
+    pub sb: Superblock,
+    /// Data blocks per member (the array's size is data_disks * dev_data).
+    pub dev_data: u32,
+    /// Blocks each member can hold (data area + reshape space).
+    pub dev_blocks: u32,
+    /// `disks[d][slot]`: the tag of what is stored there (0 = never written).
+    pub disks: Vec<Vec<u64>>,
+}
+
+/// `struct mddev`, reduced to what the lifecycle touches.
+pub struct Mddev {
+    pub name: String,
+    pub members: usize,
+    /// `mddev->gendisk == NULL`: a dm-raid instance (`mddev_is_dm`).
+    pub is_dm: bool,
+    pub recovery: u32,
+    pub ro: Ro,
+    pub in_sync: bool,
+    pub sb_flags: u32,
+    /// `suspended` counter and the `active_io` percpu ref (live count + dying).
+    pub suspended: u32,
+    pub active_io: u32,
+    pub active_io_dying: bool,
+    pub suspend_mutex: Option<TaskId>,
+    pub reconfig_mutex: Option<TaskId>,
+    pub sync_mutex: Option<TaskId>,
+    pub open_mutex_users: u32,
+    pub thread: Option<ThreadId>,
+    pub sync_thread: Option<ThreadId>,
+    pub sync_work_pending: bool,
+    pub sync_work_running: bool,
+    pub sync_work_worker: Option<ThreadId>,
+    pub sync_seq: u64,
+    /// `mddev->pers` (raid456 only) and its private `r5conf`.
+    pub pers: bool,
+    pub conf: Option<R5Conf>,
+    pub geo: Geo,
+    pub new_geo: Geo,
+    pub delta_disks: i32,
+    pub reshape_position: Sector,
+    pub reshape_backwards: bool,
+    pub recovery_cp: Sector,
+    pub resync_min: Sector,
+    pub resync_max: Sector,
+    pub curr_resync: Sector,
+    pub curr_resync_completed: Sector,
+    pub array_sectors: Sector,
+    pub bitmap_loaded: bool,
+    pub safemode: u32,
+    /// Set once md_stop / __md_stop ran (the instance is gone).
+    pub stopped: bool,
+    pub sb_wait: Wq,
+    pub recovery_wait: Wq,
+    pub mutex_wait: Wq,
+}
+
+impl Mddev {
+    #[inline]
+    pub fn test(&self, bit: u32) -> bool {
+        self.recovery & (1 << bit) != 0
+    }
+}
+
+/// `md_is_rdwr()` (md.h since 314e9af06551; static in md.c before).
+pub fn md_is_rdwr(m: &Mddev) -> bool {
+    m.ro == Ro::MdRdwr
+}
+
+/// `reshape_interrupted()` (503f9d43790f).
+pub fn reshape_interrupted(m: &Mddev) -> bool {
+    if m.reshape_position == MAX_SECTOR {
+        return false;
+    }
+    if !m.test(MD_RECOVERY_RUNNING) {
+        return true;
+    }
+    m.test(MD_RECOVERY_WAIT) || m.test(MD_RECOVERY_INTR) || m.test(MD_RECOVERY_FROZEN)
+}
+
+/// raid5.c `reshape_disabled()` of v2 p11: the array cannot make reshape progress.
+pub fn reshape_disabled(m: &Mddev) -> bool {
+    !md_is_rdwr(m) || m.test(MD_RECOVERY_WAIT) || m.test(MD_RECOVERY_FROZEN)
+}
