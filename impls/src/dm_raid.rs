@@ -89,13 +89,27 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     if t.legs as usize > k.members[mem].disks.len() || t.new_raid_disks() < 3 || t.chunk == 0 {
         return Err(EINVAL);
     }
+    let sb = k.members[mem].sb.clone();
+    let mut flags = 0u32;
+    // Legs beyond the superblock's count without delta_disks are rebuild legs (lvm's interim
+    // reload, or freed legs not yet removed): the array keeps its disk count.
+    let extra_legs = t.delta_disks == 0 && sb.valid && t.legs > sb.geo.raid_disks;
+    let old_disks = if t.delta_disks > 0 {
+        t.legs - t.delta_disks as u32
+    } else if extra_legs {
+        sb.geo.raid_disks
+    } else {
+        t.legs
+    };
+    let new_disks = if extra_legs { sb.geo.raid_disks } else { t.new_raid_disks() };
+    if sb.valid && sb.reshape_position == MAX_SECTOR && old_disks != sb.geo.raid_disks {
+        // A table whose legs do not match the superblocks (and no delta_disks).
+        return Err(EINVAL);
+    }
     k.dms[d].instances += 1;
     let name = format!("{}#{}", k.dms[d].name, k.dms[d].instances);
     let m = md::mddev_alloc(k, name, mem, true);
-    let sb = k.members[mem].sb.clone();
-    let mut flags = 0u32;
-    let old_disks = if t.delta_disks > 0 { t.legs - t.delta_disks as u32 } else { t.legs };
-    let new_geo = Geo { raid_disks: t.new_raid_disks(), layout: t.layout, chunk: t.chunk, data_offset: 0 };
+    let new_geo = Geo { raid_disks: new_disks, layout: t.layout, chunk: t.chunk, data_offset: 0 };
     if !sb.valid {
         // A new array: build it from the table; resync unless nosync.
         let g = Geo { raid_disks: t.legs, data_offset: t.data_offset.unwrap_or(0), ..new_geo };
@@ -107,7 +121,7 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     } else if sb.reshape_position != MAX_SECTOR {
         // rs_is_reshaping(): the superblock wins; no new reshape set-up.
         md::md_load_sb(k, m, &sb);
-    } else if new_geo.raid_disks != sb.geo.raid_disks || t.layout != sb.geo.layout || t.chunk != sb.geo.chunk {
+    } else if t.delta_disks != 0 || t.layout != sb.geo.layout || t.chunk != sb.geo.chunk {
         // rs_prepare_reshape(): a reshape is requested.
         let reshape_space = t.data_offset.unwrap_or(0);
         let (old_off, new_off) = if t.delta_disks > 0 {
@@ -177,6 +191,8 @@ pub fn raid_map(k: &mut K, m: MdId, bio: BioId) -> MapResult {
     enter!(k, "raid_map");
     let end = k.bios[bio].start + k.bios[bio].len;
     if end > k.mddevs[m].array_sectors {
+        let why = format!("bio ends at {end}, beyond the array ({})", k.mddevs[m].array_sectors);
+        k.io_refusals.push(crate::sched::IoRefusal { bio, stalled: false, why });
         return MapResult::Requeue;
     }
     // 41425f96d7aa: md_handle_request hands back a bio that crossed a stalled reshape.

@@ -47,6 +47,7 @@ pub fn md_register_thread(k: &mut K, m: MdId, func: ThreadFn, name: &str, by: &'
 /// `md_thread()`: sleep until THREAD_WAKEUP (or the timeout of a periodic thread, which the
 /// runner's tick stands for), clear it, run the function once.
 fn md_thread(cx: &Cx, t: ThreadId) {
+    let _frame = cx.enter("md_thread");
     let mut k = cx.lock();
     let what = format!("md_thread: waiting for wakeup ({})", k.threads[t].name);
     loop {

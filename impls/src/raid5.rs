@@ -391,6 +391,11 @@ fn stripe_ahead_of_reshape(k: &K, m: MdId, b: Sector) -> bool {
     }
 }
 
+fn refused(k: &mut K, m: MdId, bio: usize) {
+    let (stalled, why) = k.reshape_stalled(m);
+    k.io_refusals.push(crate::sched::IoRefusal { bio, stalled, why });
+}
+
 /// `make_stripe_request()` for one block.
 fn make_stripe_request(k: &mut K, m: MdId, bio: usize, b: Sector) -> StripeResult {
     let c = conf(k, m).clone();
@@ -414,11 +419,13 @@ fn make_stripe_request(k: &mut K, m: MdId, bio: usize, b: Sector) -> StripeResul
         // The common tail the series adds after the stripe release.
         if k.k.has(Change::V2ReshapeDisabledFailsIo) && k.mddevs[m].is_dm && reshape_disabled(&k.mddevs[m]) {
             // v2 p11: dm and the reshape cannot progress -> fail the bio.
+            refused(k, m, bio);
             k.trace(|| format!("io across reshape position while reshape can't make progress: block {b} -> EIO"));
             return StripeResult::Fail;
         }
         if k.k.has(Change::WaitReshapeRequeues) && reshape_interrupted(&k.mddevs[m]) {
             // 41425f96d7aa: hand the bio back (BLK_STS_RESOURCE).
+            refused(k, m, bio);
             k.trace(|| format!("io across reshape position while reshape can't make progress: block {b} -> WAIT_RESHAPE"));
             return StripeResult::WaitReshape;
         }

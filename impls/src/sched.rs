@@ -138,6 +138,18 @@ pub struct World {
     pub steps: u64,
     /// Coarse state hashes, one per recovery-word change (fuzzing feedback).
     pub state_hashes: Vec<u32>,
+    /// Bios the kernel refused (EIO or handed back to dm), with whether the reshape they
+    /// crossed could not progress at that moment, and why.
+    pub io_refusals: Vec<IoRefusal>,
+    /// State of the user-space side (the oracle's: lvm metadata, shadow copies).
+    pub user: Option<Box<dyn std::any::Any + Send>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct IoRefusal {
+    pub bio: BioId,
+    pub stalled: bool,
+    pub why: String,
 }
 
 /// Unwind payload of a task ended by the runner.
@@ -236,6 +248,8 @@ impl World {
             progress: 0,
             steps: 0,
             state_hashes: Vec::new(),
+            io_refusals: Vec::new(),
+            user: None,
         };
         w.resync_wait = w.new_wq("resync_wait".into());
         w.timer_wq = w.new_wq("timer".into());
@@ -283,6 +297,30 @@ impl World {
 
     pub fn tracing(&self) -> bool {
         self.trace.is_some()
+    }
+
+    /// The oracle's judgement, taken at the moment a bio is refused: can the reshape of `m`
+    /// make progress? It cannot when the instance is read-only, WAIT, FROZEN, interrupted,
+    /// has no sync thread, or is being suspended.
+    pub fn reshape_stalled(&self, m: MdId) -> (bool, String) {
+        use crate::md_h::*;
+        let md = &self.mddevs[m];
+        let suspending = md.active_io_dying || self.dms.iter().any(|d| d.live == Some(m) && d.block_io);
+        let why = format!(
+            "{}: recovery {}, {}, sync thread {}{}",
+            md.name,
+            recovery_str(md.recovery),
+            if md_is_rdwr(md) { "read-write" } else { "read-only" },
+            if md.sync_thread.is_some() { "registered" } else { "none" },
+            if suspending { ", suspend in progress" } else { "" }
+        );
+        let stalled = !md_is_rdwr(md)
+            || md.test(MD_RECOVERY_WAIT)
+            || md.test(MD_RECOVERY_FROZEN)
+            || md.test(MD_RECOVERY_INTR)
+            || md.sync_thread.is_none()
+            || suspending;
+        (stalled, why)
     }
 }
 

@@ -1,0 +1,438 @@
+//! What an actor does for each op: dm ioctls, the lvm macros expanded into the ioctls lvm
+//! issues (`../shared/spec/lvm2-sequences.md`), md sysfs writes, and bios checked against the
+//! shadow copy.
+//!
+//! lvm expansions (every suspend of a raid LV is a flush suspend, §1.2 b):
+//! * `lvchange -ay`: LOAD (ctr) + RESUME. `lvchange -an`: REMOVE (dm runs presuspend and
+//!   postsuspend itself, no drain).
+//! * update-and-reload(T): LOAD T (skipped when T equals the live table: lvm suppresses
+//!   identical reloads) + SUSPEND + RESUME. The rimage tables, which is where reshape space is
+//!   relocated, change between the SUSPEND and the top-level RESUME (bottom-up resume).
+//! * `lvconvert --stripes M` (M > N, §2): [first reshape: interim reload with the new legs and
+//!   no delta_disks; the reshape space is allocated at the end] -> relocation of the space to
+//!   the front (when the kernel reports data_offset 0) -> reload with `delta_disks M-N
+//!   data_offset R` -> reload without the one-shot flags.
+//! * `lvconvert --stripes M --force` (M < N, §3.1): [interim reload, space at the end] ->
+//!   relocation to the end if it was at the front -> reload with `delta_disks -(N-M)
+//!   data_offset R` (all legs) -> reload without flags. A second `--stripes M` (§3.2) removes
+//!   the freed legs with one reload once the kernel finished.
+//! * `lvconvert --stripesize C` / `--type raid5_X` (§3.3): [interim reload] -> reload with the
+//!   new chunk/layout and `data_offset R` -> reload without it (the kernel toggles direction).
+//! * Preconditions lvm checks first (§2): the LV is in sync (STATUS: idle, full ratio, every
+//!   health char `A`); otherwise the command fails with no dm op.
+//! (The interim reload's `rebuild` legs are modelled as extra legs the kernel ignores;
+//! takeovers and the rmeta wipes are not modelled.)
+
+use crate::runner::{user, LvMeta, Target, RESHAPE_SPACE_CHUNKS};
+use crate::scenario::{Op, Range};
+use crate::shadow::{tag, tag_block, tag_writer};
+use md_model::dm::{dm_remove, dm_submit_bio, dm_suspend, do_resume, table_load, target_message};
+use md_model::dm_raid::{raid_status, Table};
+use md_model::md;
+use md_model::md_h::*;
+use md_model::sched::{Bio, Cx, K};
+
+type R = Result<(), String>;
+
+/// Runs one op of an actor; its result goes to the trace (and op errors to the verdict's
+/// detail).
+pub fn exec(cx: &Cx, op: &Op) {
+    let mut k = cx.lock();
+    k.trace(|| format!("> {op}"));
+    let r = exec_op(&mut k, op);
+    match &r {
+        Ok(()) => k.trace(|| format!("< {op}: ok")),
+        Err(e) => {
+            let e = e.clone();
+            k.trace(|| format!("< {op}: {e}"));
+            let who = k.tasks[k.cx.task].name.clone();
+            user(&mut k).op_errors.push(format!("{who}: {op}: {e}"));
+        }
+    }
+    k.progress += 1;
+}
+
+fn target(k: &mut K, name: &str) -> Target {
+    user(k).targets[name]
+}
+
+fn dev(k: &mut K, name: &str) -> usize {
+    match target(k, name) {
+        Target::Dm(d) => d,
+        Target::Md(_) => unreachable!("the parser only lets dm ops name dm arrays"),
+    }
+}
+
+fn mdid(k: &mut K, name: &str) -> usize {
+    match target(k, name) {
+        Target::Md(m) => m,
+        Target::Dm(_) => unreachable!("the parser only lets sysfs ops name md arrays"),
+    }
+}
+
+fn errno(r: Result<(), &'static str>) -> R {
+    r.map_err(|e| e.to_string())
+}
+
+fn table_of(t: &crate::scenario::TableArgs) -> Table {
+    Table { layout: t.layout, legs: t.legs, chunk: t.chunk, delta_disks: t.delta_disks, data_offset: t.data_offset, nosync: t.nosync }
+}
+
+fn exec_op(k: &mut K, op: &Op) -> R {
+    match op {
+        Op::Load { dev: name, table } => {
+            let d = dev(k, name);
+            errno(table_load(k, d, &table_of(table)))
+        }
+        Op::Reload { dev: name } => {
+            let d = dev(k, name);
+            let live = k.dms[d].live.ok_or("no live table")?;
+            let t = k.raid_sets[live].as_ref().expect("dm-raid instance").table.clone();
+            errno(table_load(k, d, &t))
+        }
+        Op::Suspend { dev: name, noflush } => {
+            let d = dev(k, name);
+            errno(dm_suspend(k, d, *noflush))
+        }
+        Op::Resume { dev: name } => {
+            let d = dev(k, name);
+            errno(do_resume(k, d))
+        }
+        Op::Remove { dev: name } => {
+            let d = dev(k, name);
+            errno(dm_remove(k, d))
+        }
+        Op::Message { dev: name, word } => {
+            let d = dev(k, name);
+            errno(target_message(k, d, word))
+        }
+        Op::Activate { dev: name } => lvchange_ay(k, name),
+        Op::Deactivate { dev: name } => {
+            let d = dev(k, name);
+            if k.dms[d].removed {
+                return Ok(());
+            }
+            errno(dm_remove(k, d))
+        }
+        Op::Stripes { dev: name, stripes, force } => lvconvert_stripes(k, name, *stripes, *force),
+        Op::Stripesize { dev: name, chunk } => lvconvert_keep_images(k, name, None, Some(*chunk)),
+        Op::Retype { dev: name, layout } => lvconvert_keep_images(k, name, Some(*layout), None),
+        Op::WaitForSync { dev: name } => wait_for_sync(k, name),
+        Op::SyncAction { md: name, word } => {
+            let m = mdid(k, name);
+            errno(md::action_store(k, m, word))
+        }
+        Op::ArrayState { md: name, word } => {
+            let m = mdid(k, name);
+            errno(md::array_state_store(k, m, word))
+        }
+        Op::SyncMax { md: name, max } => {
+            let m = mdid(k, name);
+            md::max_sync_store(k, m, *max);
+            Ok(())
+        }
+        Op::RaidDisks { md: name, disks } => {
+            let m = mdid(k, name);
+            errno(md::update_raid_disks(k, m, *disks))
+        }
+        Op::Read { dev: name, range } => io(k, name, false, *range),
+        Op::Write { dev: name, range } => io(k, name, true, *range),
+        Op::Fsck { dev: name } => io(k, name, false, Range::Abs { start: 0, len: u64::MAX }),
+        Op::Sleep => {
+            let q = k.timer_wq;
+            k.sleep_once(q, "sleep: waiting for the timer");
+            Ok(())
+        }
+    }
+}
+
+/// The mddev that serves IO for `name` now.
+fn serving(k: &mut K, name: &str) -> Option<usize> {
+    match target(k, name) {
+        Target::Dm(d) => k.dms[d].live.filter(|_| !k.dms[d].removed),
+        Target::Md(m) => Some(m),
+    }
+}
+
+fn resolve(k: &mut K, name: &str, range: Range) -> Option<(u64, u64)> {
+    let m = serving(k, name)?;
+    let size = k.mddevs[m].array_sectors;
+    let md = &k.mddevs[m];
+    let pos = md.conf.as_ref().map(|c| c.reshape_progress).filter(|&p| p != MAX_SECTOR);
+    let back = md.reshape_backwards;
+    let p = pos.unwrap_or(size / 2);
+    let (start, len) = match range {
+        Range::Abs { start, len } => (start, len),
+        Range::Across(n) => (p.saturating_sub(n / 2), n),
+        Range::Ahead(n) if back => (p.saturating_sub(n), n),
+        Range::Ahead(n) => (p, n),
+        Range::Behind(n) if back => (p, n),
+        Range::Behind(n) => (p.saturating_sub(n), n),
+    };
+    let start = start.min(size);
+    Some((start, len.min(size - start)))
+}
+
+/// A bio through the device (dm) or the md gendisk, checked against the shadow copy.
+fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
+    let Some((start, len)) = resolve(k, name, range) else {
+        return Err("no live table".into());
+    };
+    if len == 0 {
+        return Ok(());
+    }
+    let writer = if write {
+        let u = user(k);
+        u.writes += 1;
+        u.writes
+    } else {
+        0
+    };
+    let t0 = k.steps;
+    if write {
+        user(k).shadows.get_mut(name).expect("shadow").write_started(writer, start, len, t0);
+    }
+    let n = k.bios.len();
+    let wq = k.new_wq(format!("bio{n}"));
+    let b = k.bios.len();
+    k.bios.push(Bio { write, start, len, tag: tag(writer, 0), data: Vec::new(), status: None, wq, requeued: 0 });
+    match target(k, name) {
+        Target::Dm(d) => dm_submit_bio(k, d, b),
+        Target::Md(m) => {
+            md::md_handle_request(k, m, b);
+        }
+    }
+    let t1 = k.steps;
+    let requeued = k.bios[b].requeued;
+    user(k).requeues += requeued;
+    match k.bios[b].status.clone() {
+        Some(Ok(())) => {
+            if write {
+                user(k).shadows.get_mut(name).expect("shadow").write_acked(writer, start, len, t1);
+                return Ok(());
+            }
+            let data = k.bios[b].data.clone();
+            check_read(k, name, start, &data, t0, t1);
+            Ok(())
+        }
+        Some(Err(e)) => {
+            let refusal = k.io_refusals.iter().rev().find(|r| r.bio == b).cloned();
+            let (stalled, why) = refusal.map(|r| (r.stalled, r.why)).unwrap_or((false, "no refusal recorded".into()));
+            let what = format!("{} {name} {start}+{len}: {e} ({why})", if write { "write" } else { "read" });
+            user(k).io_errors.push((what.clone(), stalled));
+            Err(e.to_string())
+        }
+        None => Err("bio never completed".into()),
+    }
+}
+
+fn describe(t: u64) -> String {
+    match tag_writer(t) {
+        0 if t == 0 => "nothing (a never-written slot)".into(),
+        0 => format!("the initial data of block {}", tag_block(t - 1)),
+        w => format!("write #{w}'s data for block {}", tag_block(t)),
+    }
+}
+
+fn check_read(k: &mut K, name: &str, start: u64, data: &[u64], t0: u64, t1: u64) {
+    let mut err = None;
+    {
+        let u = user(k);
+        let sh = u.shadows.get(name).expect("shadow");
+        for (i, &v) in data.iter().enumerate() {
+            let b = start + i as u64;
+            if let Some(allowed) = sh.allowed(b, t0, t1) {
+                if !allowed.contains(&v) {
+                    let exp: Vec<String> = allowed.iter().map(|&t| describe(t)).collect();
+                    err = Some(format!("{name} block {b}: read {}, expected {}", describe(v), exp.join(" or ")));
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(e) = err {
+        let e2 = e.clone();
+        k.trace(|| format!("!! corruption: {e2}"));
+        user(k).data_errors.push(e);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// lvm macros
+
+fn meta(k: &mut K, name: &str) -> LvMeta {
+    user(k).lvm[name].clone()
+}
+
+fn set_meta(k: &mut K, name: &str, m: LvMeta) {
+    user(k).lvm.insert(name.to_string(), m);
+}
+
+/// `lvchange -ay`: CREATE (if needed) + LOAD + RESUME; nothing if already active.
+fn lvchange_ay(k: &mut K, name: &str) -> R {
+    let d = dev(k, name);
+    if k.dms[d].removed {
+        let dm = &mut k.dms[d];
+        dm.removed = false;
+        dm.block_io = false;
+        dm.suspended = false;
+    }
+    if k.dms[d].live.is_some() && !k.dms[d].suspended {
+        return Ok(());
+    }
+    let t = meta(k, name).table;
+    errno(table_load(k, d, &t))?;
+    errno(do_resume(k, d))
+}
+
+/// Moves every leg's content by `shift` slots (the rimage remap of relocated reshape space).
+fn relocate(k: &mut K, d: usize, shift: i64) {
+    let mem = k.dms[d].members;
+    for disk in k.members[mem].disks.iter_mut() {
+        let n = disk.len();
+        let mut new = vec![0u64; n];
+        for (i, &v) in disk.iter().enumerate() {
+            let j = i as i64 + shift;
+            if (0..n as i64).contains(&j) {
+                new[j as usize] = v;
+            }
+        }
+        *disk = new;
+    }
+    let name = k.dms[d].name.clone();
+    k.trace(|| format!("lvm: {name} rimage tables remapped, reshape space moved by {shift}"));
+}
+
+/// lvm's `lv_update_and_reload()`: LOAD (suppressed if identical) + flush SUSPEND +
+/// [rimage remap] + RESUME.
+fn update_and_reload(k: &mut K, name: &str, t: &Table, relocate_by: i64) -> R {
+    let d = dev(k, name);
+    let live_table = k.dms[d].live.and_then(|m| k.raid_sets[m].as_ref()).map(|rs| rs.table.clone());
+    if live_table.as_ref() != Some(t) {
+        errno(table_load(k, d, t))?;
+    }
+    errno(dm_suspend(k, d, false))?;
+    if relocate_by != 0 {
+        relocate(k, d, relocate_by);
+    }
+    errno(do_resume(k, d))
+}
+
+/// lvm's in-sync precondition for a reshape (`_raid_in_sync` + `_reshaped_state`).
+fn in_sync(k: &mut K, name: &str) -> R {
+    let d = dev(k, name);
+    let Some(m) = k.dms[d].live.filter(|_| !k.dms[d].removed) else {
+        return Err("LV is not active".into());
+    };
+    let (health, progress, total, action) = raid_status(k, m);
+    if action != "idle" || progress != total || total == 0 || health.contains('a') {
+        return Err(format!("Can't reshape out of sync LV ({health} {progress}/{total} {action})"));
+    }
+    Ok(())
+}
+
+/// The kernel's current data_offset (STATUS), as lvm reads it before placing reshape space.
+fn kernel_data_offset(k: &mut K, name: &str) -> u32 {
+    let d = dev(k, name);
+    let mem = k.dms[d].members;
+    k.members[mem].sb.geo.data_offset
+}
+
+fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
+    let mut mt = meta(k, name);
+    let legs = mt.table.legs;
+    let data = legs - 1 - mt.freed;
+    if mt.freed > 0 {
+        // Second step of a removal (§3.2): drop the freed legs once the kernel finished.
+        let d = dev(k, name);
+        let mem = k.dms[d].members;
+        let sb = k.members[mem].sb.clone();
+        if stripes != data || sb.reshape_position != MAX_SECTOR || sb.geo.raid_disks != stripes + 1 {
+            return Err("Device count is incorrect. Forgotten \"lvconvert --stripes\"?".into());
+        }
+        let t = Table { legs: stripes + 1, ..mt.table.clone() };
+        update_and_reload(k, name, &t, 0)?;
+        mt.table = t;
+        mt.freed = 0;
+        set_meta(k, name, mt);
+        return Ok(());
+    }
+    if stripes == data {
+        return Ok(());
+    }
+    if stripes < data && !force {
+        return Err("Can't remove stripes without --force".into());
+    }
+    in_sync(k, name)?;
+    let r = RESHAPE_SPACE_CHUNKS * mt.table.chunk;
+    let new_legs = if stripes > data { stripes + 1 } else { legs };
+    let mut relocate_by = 0i64;
+    if mt.reshape_space == 0 {
+        // Allocate reshape space at the end: interim reload with the new legs, no flags.
+        let interim = Table { legs: new_legs, ..mt.table.clone() };
+        update_and_reload(k, name, &interim, 0)?;
+        mt.reshape_space = r;
+        mt.table = interim;
+    }
+    let off = kernel_data_offset(k, name);
+    if stripes > data && off == 0 {
+        relocate_by = r as i64; // space to the front
+    } else if stripes < data && off != 0 {
+        relocate_by = -(r as i64); // space to the end
+    }
+    let delta = stripes as i32 - data as i32;
+    let t2 = Table { legs: new_legs, delta_disks: delta, data_offset: Some(r), ..mt.table.clone() };
+    update_and_reload(k, name, &t2, relocate_by)?;
+    let t3 = Table { delta_disks: 0, data_offset: None, ..t2 };
+    update_and_reload(k, name, &t3, 0)?;
+    mt.table = t3;
+    if stripes < data {
+        mt.freed = data - stripes;
+    }
+    set_meta(k, name, mt);
+    Ok(())
+}
+
+fn lvconvert_keep_images(k: &mut K, name: &str, layout: Option<Layout>, chunk: Option<u32>) -> R {
+    let mut mt = meta(k, name);
+    if mt.freed > 0 {
+        return Err("Reshape of an LV with freed legs still present is refused".into());
+    }
+    let (nl, nc) = (layout.unwrap_or(mt.table.layout), chunk.unwrap_or(mt.table.chunk));
+    if nl == mt.table.layout && nc == mt.table.chunk {
+        return Ok(());
+    }
+    in_sync(k, name)?;
+    if mt.reshape_space == 0 {
+        let interim = mt.table.clone();
+        update_and_reload(k, name, &interim, 0)?;
+        mt.reshape_space = RESHAPE_SPACE_CHUNKS * mt.table.chunk.max(nc);
+    }
+    let t2 = Table { layout: nl, chunk: nc, data_offset: Some(mt.reshape_space), ..mt.table.clone() };
+    update_and_reload(k, name, &t2, 0)?;
+    let t3 = Table { data_offset: None, ..t2 };
+    update_and_reload(k, name, &t3, 0)?;
+    mt.table = t3;
+    set_meta(k, name, mt);
+    Ok(())
+}
+
+/// The lvm test library's `aux wait_for_sync`: poll STATUS every tick until idle with a full
+/// ratio. A sync that never gets there makes this op (and the run) hang.
+fn wait_for_sync(k: &mut K, name: &str) -> R {
+    loop {
+        let d = dev(k, name);
+        let Some(m) = k.dms[d].live.filter(|_| !k.dms[d].removed) else {
+            return Err("LV is not active".into());
+        };
+        let (health, progress, total, action) = raid_status(k, m);
+        if action == "idle" && progress == total && total != 0 {
+            if health.contains('a') {
+                return Err(format!("in sync but health shows 'a' ({health})"));
+            }
+            return Ok(());
+        }
+        let q = k.timer_wq;
+        k.sleep_once(q, "wait_for_sync: polling dmsetup status");
+    }
+}

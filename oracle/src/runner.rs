@@ -1,0 +1,379 @@
+//! The runner: one shuttle execution per (scenario, kernel), with a scheduler that takes its
+//! decisions from the scenario's schedule while it lasts and then switches to a fair tail.
+//!
+//! Tasks: shuttle's main task is the runner (timer + judge); every actor of the scenario is a
+//! task; the model spawns its kernel threads (md daemon, sync thread, sync_work worker) as
+//! tasks. The scheduler never runs the runner while another task can run, except every
+//! [`FORCED_TICK_STEPS`] decisions, so a runner step with nothing else runnable is a
+//! *quiescent* tick: every task is asleep on a wait queue. Each tick wakes the periodic md
+//! daemons (the bitmap daemon_sleep timeout) and user-space sleepers.
+//!
+//! Hang (documented bounds): [`HANG_TICKS`] quiescent ticks in a row with no op or bio
+//! completing, or [`LIVELOCK_STEPS`] steps with no op completing (a livelock).
+
+use crate::lvm;
+use crate::scenario::{ArrayKind, InitState, Scenario, VerdictKind};
+use crate::shadow::Shadow;
+use crate::verdict::{classify_hang, Outcome};
+use md_model::dm_raid::Table;
+use md_model::md_h::*;
+use md_model::raid5::{geo_size, map_block};
+use md_model::sched::{blocked_report, Cx, Sys, World};
+use md_model::sync::{thread, Arc, Mutex};
+use md_model::{md, Kernel};
+use shuttle::scheduler::{Schedule, Scheduler, Task, TaskId};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex as StdMutex;
+
+pub const HANG_TICKS: u32 = 8;
+pub const LIVELOCK_STEPS: u64 = 50_000;
+pub const FORCED_TICK_STEPS: u32 = 1_000;
+/// Reshape space lvm allocates per member, in chunks.
+pub const RESHAPE_SPACE_CHUNKS: u32 = 4;
+
+/// What runs after the schedule prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tail {
+    /// Round-robin over the runnable tasks (the fair tail).
+    RoundRobin,
+    /// Uniformly random choices from a seed (a baseline).
+    Random(u64),
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub trace: bool,
+    pub tail: Tail,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { trace: false, tail: Tail::RoundRobin }
+    }
+}
+
+/// An op's target.
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    Dm(usize),
+    Md(usize),
+}
+
+/// lvm's metadata for one LV.
+#[derive(Clone, Debug)]
+pub struct LvMeta {
+    pub table: Table,
+    /// Reshape space per image (0 = none allocated yet), in blocks.
+    pub reshape_space: u32,
+    /// Legs a `--stripes --force` freed that a second `--stripes` must remove.
+    pub freed: u32,
+}
+
+/// The user-space side of a run, kept in `World::user`.
+pub struct User {
+    pub targets: BTreeMap<String, Target>,
+    pub shadows: BTreeMap<String, Shadow>,
+    pub lvm: BTreeMap<String, LvMeta>,
+    pub writes: u64,
+    pub data_errors: Vec<String>,
+    pub io_errors: Vec<(String, bool)>,
+    pub op_errors: Vec<String>,
+    pub requeues: u32,
+}
+
+pub fn user<'a>(w: &'a mut World) -> &'a mut User {
+    w.user.as_mut().and_then(|u| u.downcast_mut::<User>()).expect("runner user state")
+}
+
+struct Shared {
+    quiescent: AtomicBool,
+}
+
+struct ByteScheduler {
+    decisions: Vec<u8>,
+    pos: usize,
+    tail: Tail,
+    rng: u64,
+    last: usize,
+    since_runner: u32,
+    started: bool,
+    shared: Arc<Shared>,
+}
+
+impl ByteScheduler {
+    fn rand(&mut self) -> u64 {
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+impl Scheduler for ByteScheduler {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        if self.started {
+            return None;
+        }
+        self.started = true;
+        Some(Schedule::new(0))
+    }
+
+    fn next_task(&mut self, runnable: &[&Task], _current: Option<TaskId>, _yielding: bool) -> Option<TaskId> {
+        let mut others: Vec<usize> = runnable.iter().map(|t| usize::from(t.id())).filter(|&i| i != 0).collect();
+        others.sort_unstable();
+        if others.is_empty() {
+            self.shared.quiescent.store(true, Ordering::Relaxed);
+            return Some(TaskId::from(0));
+        }
+        self.since_runner += 1;
+        if self.since_runner >= FORCED_TICK_STEPS && runnable.iter().any(|t| usize::from(t.id()) == 0) {
+            self.since_runner = 0;
+            self.shared.quiescent.store(false, Ordering::Relaxed);
+            return Some(TaskId::from(0));
+        }
+        let pick = if others.len() == 1 {
+            others[0]
+        } else if self.pos < self.decisions.len() {
+            let d = self.decisions[self.pos] as usize;
+            self.pos += 1;
+            others[d % others.len()]
+        } else {
+            match self.tail {
+                Tail::RoundRobin => others.iter().copied().find(|&i| i > self.last).unwrap_or(others[0]),
+                Tail::Random(_) => {
+                    let r = self.rand() as usize;
+                    others[r % others.len()]
+                }
+            }
+        };
+        self.last = pick;
+        Some(TaskId::from(pick))
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.rand()
+    }
+}
+
+/// Runs `s` under kernel `kernel`. Err is a bug of the model (a panic inside it).
+pub fn run(s: &Scenario, kernel: &Kernel, opts: &RunOptions) -> Result<Outcome, String> {
+    let shared = Arc::new(Shared { quiescent: AtomicBool::new(false) });
+    let seed = match opts.tail {
+        Tail::Random(seed) => seed | 1,
+        Tail::RoundRobin => 0x9e37_79b9_7f4a_7c15,
+    };
+    let sched = ByteScheduler {
+        decisions: s.schedule.clone(),
+        pos: 0,
+        tail: opts.tail,
+        rng: seed,
+        last: 0,
+        since_runner: 0,
+        started: false,
+        shared: shared.clone(),
+    };
+    let mut config = shuttle::Config::new();
+    config.stack_size = 0x40000;
+    config.failure_persistence = shuttle::FailurePersistence::None;
+    config.silence_warnings = true;
+    config.max_steps = shuttle::MaxSteps::None;
+    let result: Arc<StdMutex<Option<Result<Outcome, String>>>> = Arc::new(StdMutex::new(None));
+    let (r2, s2, k2, trace) = (result.clone(), Arc::new(s.clone()), kernel.clone(), opts.trace);
+    let runner = shuttle::Runner::new(sched, config);
+    runner.run(move || {
+        let out = runner_main(&s2, k2.clone(), trace, &shared);
+        *r2.lock().unwrap() = Some(out);
+    });
+    let out = result.lock().unwrap().take();
+    out.unwrap_or_else(|| Err("the run ended without a verdict".into()))
+}
+
+/// Builds the members and devices of the scenario's arrays.
+fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
+    let mut k = cx.lock();
+    let mut u = User {
+        targets: BTreeMap::new(),
+        shadows: BTreeMap::new(),
+        lvm: BTreeMap::new(),
+        writes: 0,
+        data_errors: Vec::new(),
+        io_errors: Vec::new(),
+        op_errors: Vec::new(),
+        requeues: 0,
+    };
+    let mut md_arrays = Vec::new();
+    for a in &s.arrays {
+        let geo = Geo { raid_disks: a.disks, layout: a.layout, chunk: a.chunk, data_offset: 0 };
+        let space = RESHAPE_SPACE_CHUNKS * a.chunk;
+        let dev_blocks = a.dev + space;
+        let mut disks = vec![vec![0u64; dev_blocks as usize]; 16];
+        let size = geo_size(&geo, a.dev);
+        for b in 0..size {
+            let (d, sl) = map_block(&geo, b);
+            disks[d][sl] = Shadow::initial(b);
+        }
+        k.members.push(Members {
+            name: a.name.clone(),
+            sb: Superblock {
+                valid: true,
+                events: 1,
+                geo,
+                prev_geo: geo,
+                reshape_position: MAX_SECTOR,
+                reshape_backwards: false,
+                delta_disks: 0,
+                recovery_cp: if a.state == InitState::Resync { 0 } else { MAX_SECTOR },
+            },
+            dev_data: a.dev,
+            dev_blocks,
+            disks,
+        });
+        let mem = k.members.len() - 1;
+        u.shadows.insert(a.name.clone(), Shadow::new(size));
+        match a.kind {
+            ArrayKind::Dm => {
+                let d = md_model::dm::dm_create(&mut k, &a.name, mem);
+                u.targets.insert(a.name.clone(), Target::Dm(d));
+                let table = Table { layout: a.layout, legs: a.disks, chunk: a.chunk, delta_disks: 0, data_offset: None, nosync: false };
+                u.lvm.insert(a.name.clone(), LvMeta { table, reshape_space: 0, freed: 0 });
+            }
+            ArrayKind::Md => md_arrays.push((a.name.clone(), mem)),
+        }
+    }
+    k.user = Some(Box::new(u));
+    for (name, mem) in md_arrays {
+        let m = md::md_array_assemble(&mut k, name.clone(), mem).map_err(|e| format!("assembling {name}: {e}"))?;
+        user(&mut k).targets.insert(name, Target::Md(m));
+    }
+    Ok(())
+}
+
+fn runner_main(s: &Arc<Scenario>, kernel: Kernel, trace: bool, shared: &Shared) -> Result<Outcome, String> {
+    let sys = Arc::new(Sys { world: Mutex::new(World::new(kernel, trace)) });
+    let runner_task = sys.world.lock().unwrap().add_task("runner".into(), true);
+    let cx = Cx::new(sys.clone(), runner_task);
+    setup(&cx, s)?;
+    // The actors.
+    let mut actor_tasks = Vec::new();
+    {
+        let mut k = cx.lock();
+        for actor in s.actors() {
+            let ops: Vec<_> = s.ops.iter().filter(|(a, _)| *a == actor).map(|(_, o)| o.clone()).collect();
+            let t = k.spawn(actor.clone(), false, move |cx| {
+                for op in &ops {
+                    lvm::exec(cx, op);
+                }
+            });
+            actor_tasks.push(t);
+        }
+    }
+    // The timer and the judge.
+    let mut quiet = 0u32;
+    let mut last_progress = u64::MAX;
+    let mut last_progress_step = 0u64;
+    let hang: Option<String> = loop {
+        thread::yield_now();
+        let q = shared.quiescent.swap(false, Ordering::Relaxed);
+        let mut k = cx.lock();
+        if k.model_panic.is_some() || actor_tasks.iter().all(|&t| k.tasks[t].finished) {
+            break None;
+        }
+        if k.progress != last_progress {
+            last_progress = k.progress;
+            last_progress_step = k.steps;
+            quiet = 0;
+        }
+        if q {
+            quiet += 1;
+        }
+        if quiet >= HANG_TICKS {
+            break Some(classify_hang(&k).to_string());
+        }
+        if k.steps - last_progress_step > LIVELOCK_STEPS {
+            break Some("livelock".to_string());
+        }
+        k.ticks += 1;
+        let periodic: Vec<usize> = (0..k.threads.len()).filter(|&t| k.threads[t].periodic && !k.threads[t].exited).collect();
+        for t in periodic {
+            k.threads[t].wakeup = true;
+            let wq = k.threads[t].wq;
+            k.wake_up(wq);
+        }
+        let tq = k.timer_wq;
+        k.wake_up(tq);
+    };
+    // Judge, then end every task.
+    let outcome = {
+        let mut k = cx.lock();
+        if let Some(p) = k.model_panic.clone() {
+            k.abort = true;
+            k.wake_all();
+            drop(k);
+            wait_all_finished(&sys);
+            return Err(format!("model panic: {p}"));
+        }
+        let o = judge(&mut k, hang);
+        k.abort = true;
+        k.wake_all();
+        o
+    };
+    wait_all_finished(&sys);
+    Ok(outcome)
+}
+
+fn wait_all_finished(sys: &Arc<Sys>) {
+    loop {
+        thread::yield_now();
+        let w = sys.world.lock().unwrap_or_else(|e| e.into_inner());
+        if w.tasks.iter().skip(1).all(|t| t.finished) {
+            break;
+        }
+    }
+}
+
+fn judge(w: &mut World, hang: Option<String>) -> Outcome {
+    let state_hashes = std::mem::take(&mut w.state_hashes);
+    let trace = w.trace.take().unwrap_or_default();
+    let (steps, ticks) = (w.steps, w.ticks);
+    let blocked = blocked_report(w);
+    let violations = w.violations.clone();
+    let u = user(w);
+    let mk = |verdict, token: &str, detail: String| Outcome {
+        verdict,
+        token: token.to_string(),
+        detail,
+        trace: trace.clone(),
+        steps,
+        ticks,
+        state_hashes: state_hashes.clone(),
+    };
+    if let Some(e) = u.data_errors.first() {
+        return mk(VerdictKind::Corruption, "", e.clone());
+    }
+    if let Some((e, _)) = u.io_errors.iter().find(|(_, stalled)| !stalled) {
+        return mk(VerdictKind::UnexpectedIoError, "", e.clone());
+    }
+    if let Some(v) = violations.first() {
+        return mk(VerdictKind::InvariantViolation, v.rule, v.detail.clone());
+    }
+    if let Some(class) = hang {
+        return mk(VerdictKind::Hang, &class, format!("blocked:\n{blocked}"));
+    }
+    let token = if !u.io_errors.is_empty() {
+        "eio"
+    } else if u.requeues > 0 {
+        "requeued"
+    } else {
+        ""
+    };
+    let mut detail = String::new();
+    for (e, _) in &u.io_errors {
+        detail.push_str(&format!("io error (reshape stalled): {e}\n"));
+    }
+    for e in &u.op_errors {
+        detail.push_str(&format!("op failed: {e}\n"));
+    }
+    mk(VerdictKind::Pass, token, detail)
+}

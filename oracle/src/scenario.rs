@@ -1,0 +1,154 @@
+//! A scenario: the arrays, the ops each actor issues (in order; actors run concurrently), the
+//! schedule prefix, and the verdict expected under each kernel.
+
+use md_model::md_h::Layout;
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArrayKind {
+    /// An lvm raid LV: a dm device whose raid table lvm manages.
+    Dm,
+    /// An md array assembled with mdadm, driven through sysfs.
+    Md,
+}
+
+/// What the members hold at the start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitState {
+    /// In sync (recovery_cp = MaxSector).
+    Clean,
+    /// Needs its initial resync (recovery_cp = 0).
+    Resync,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArraySpec {
+    pub name: String,
+    pub kind: ArrayKind,
+    pub layout: Layout,
+    pub disks: u32,
+    /// Chunk size in blocks.
+    pub chunk: u32,
+    /// Data blocks per member.
+    pub dev: u32,
+    pub state: InitState,
+}
+
+/// A bio's range: absolute, or relative to the reshape position when the bio is issued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Range {
+    Abs { start: u64, len: u64 },
+    /// Not yet reshaped, right at the position.
+    Ahead(u64),
+    /// Straddling the position.
+    Across(u64),
+    /// Already reshaped, right behind the position.
+    Behind(u64),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableArgs {
+    pub layout: Layout,
+    pub legs: u32,
+    pub chunk: u32,
+    pub delta_disks: i32,
+    pub data_offset: Option<u32>,
+    pub nosync: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    // dmsetup
+    Load { dev: String, table: TableArgs },
+    /// `dmsetup table DEV | dmsetup load DEV` (the same table again).
+    Reload { dev: String },
+    Suspend { dev: String, noflush: bool },
+    Resume { dev: String },
+    Remove { dev: String },
+    Message { dev: String, word: String },
+    // lvm (expanded at run time into the dm sequence lvm issues; see lvm.rs)
+    Activate { dev: String },
+    Deactivate { dev: String },
+    Stripes { dev: String, stripes: u32, force: bool },
+    Stripesize { dev: String, chunk: u32 },
+    Retype { dev: String, layout: Layout },
+    WaitForSync { dev: String },
+    // md sysfs
+    SyncAction { md: String, word: String },
+    ArrayState { md: String, word: String },
+    SyncMax { md: String, max: Option<u64> },
+    RaidDisks { md: String, disks: u32 },
+    // IO
+    Read { dev: String, range: Range },
+    Write { dev: String, range: Range },
+    /// `fsck -fn`: a full read, checked against the shadow copy.
+    Fsck { dev: String },
+    /// Wait for the next timer tick.
+    Sleep,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerdictKind {
+    Pass,
+    Hang,
+    Corruption,
+    UnexpectedIoError,
+    InvariantViolation,
+}
+
+impl VerdictKind {
+    pub const ALL: [VerdictKind; 5] =
+        [VerdictKind::Pass, VerdictKind::Hang, VerdictKind::Corruption, VerdictKind::UnexpectedIoError, VerdictKind::InvariantViolation];
+    pub fn name(self) -> &'static str {
+        match self {
+            VerdictKind::Pass => "pass",
+            VerdictKind::Hang => "hang",
+            VerdictKind::Corruption => "corruption",
+            VerdictKind::UnexpectedIoError => "unexpected-io-error",
+            VerdictKind::InvariantViolation => "invariant-violation",
+        }
+    }
+}
+
+impl fmt::Display for VerdictKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `expect KERNEL VERDICT [TOKEN]`: the token (a mechanism like H3, an invariant name, `eio`)
+/// must match too when given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expect {
+    pub kernel: String,
+    pub verdict: VerdictKind,
+    pub token: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Scenario {
+    /// Leading comment lines (without `# `), kept for printing.
+    pub comments: Vec<String>,
+    pub arrays: Vec<ArraySpec>,
+    pub ops: Vec<(String, Op)>,
+    pub schedule: Vec<u8>,
+    pub expects: Vec<Expect>,
+}
+
+impl Scenario {
+    /// Actor names in order of first appearance.
+    pub fn actors(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for (a, _) in &self.ops {
+            if !v.contains(a) {
+                v.push(a.clone());
+            }
+        }
+        v
+    }
+
+    pub fn array(&self, name: &str) -> Option<&ArraySpec> {
+        self.arrays.iter().find(|a| a.name == name)
+    }
+}

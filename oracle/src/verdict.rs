@@ -1,0 +1,72 @@
+//! Verdicts (architecture.md §4) and the classification of a hang by the mechanism
+//! (kernel-lifecycle.md §2.13) its end state matches.
+//!
+//! Order of precedence when a run shows several failures: Corruption, UnexpectedIoError,
+//! InvariantViolation (the first rule broken), Hang. A verdict carries a token: the hang
+//! mechanism (`H1`..`H5`, `livelock`, `other`), the invariant's name, or for a pass `eio` /
+//! `requeued` when the post-fix kernels failed or requeued IO across a stalled reshape.
+
+use crate::scenario::{Expect, VerdictKind};
+use md_model::md_h::*;
+use md_model::sched::World;
+use md_model::Change;
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Outcome {
+    pub verdict: VerdictKind,
+    pub token: String,
+    pub detail: String,
+    #[serde(skip)]
+    pub trace: Vec<String>,
+    pub steps: u64,
+    pub ticks: u64,
+    #[serde(skip)]
+    pub state_hashes: Vec<u32>,
+}
+
+impl Outcome {
+    pub fn matches(&self, e: &Expect) -> bool {
+        self.verdict == e.verdict && e.token.as_ref().is_none_or(|t| *t == self.token)
+    }
+    /// `hang H1`, `pass`, `invariant-violation reap-without-reconfig-mutex`.
+    pub fn short(&self) -> String {
+        if self.token.is_empty() {
+            self.verdict.to_string()
+        } else {
+            format!("{} {}", self.verdict, self.token)
+        }
+    }
+}
+
+/// Which §2.13 mechanism a hang's end state matches.
+pub fn classify_hang(w: &World) -> &'static str {
+    let sleeping = |what: &str| {
+        w.tasks.iter().any(|t| !t.finished && t.sleep.as_ref().is_some_and(|s| s.what.contains(what)))
+    };
+    if sleeping("raid5_make_request: waiting for reshape")
+        && (sleeping("dm_suspend: waiting for in-flight bios") || sleeping("mddev_suspend: waiting for active_io"))
+    {
+        return "H5";
+    }
+    if !sleeping("stop_sync_thread: waiting for MD_RECOVERY_RUNNING") && !sleeping("kthread_stop") {
+        return if sleeping("raid5_make_request: waiting for reshape") { "H5" } else { "other" };
+    }
+    for md in w.mddevs.iter().filter(|m| m.test(MD_RECOVERY_RUNNING)) {
+        let done = md.test(MD_RECOVERY_DONE);
+        if done && md.suspended > 0 && !w.k.has(Change::CheckRecoveryServesSuspended) {
+            return "H1";
+        }
+        if done && !md_is_rdwr(md) && !md.test(MD_RECOVERY_NEEDED) && !w.k.has(Change::CheckRecoveryReapsReadOnly) {
+            return "H2";
+        }
+        if !done {
+            match md.sync_thread.map(|t| &w.threads[t]) {
+                Some(t) if !t.in_fn && (t.last_exit.starts_with("E2") || t.last_exit.starts_with("E3")) => return "H3",
+                Some(t) if t.runs == 0 => return "H4",
+                None => return "H4",
+                _ => {}
+            }
+        }
+    }
+    "other"
+}
