@@ -355,11 +355,15 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
     if let Some((e, _)) = u.io_errors.iter().find(|(_, stalled)| !stalled) {
         return mk(VerdictKind::UnexpectedIoError, "", e.clone());
     }
+    if let Some(class) = hang {
+        let mut detail = format!("blocked:\n{blocked}");
+        for v in &violations {
+            detail.push_str(&format!("also broke {}: {}\n", v.rule, v.detail));
+        }
+        return mk(VerdictKind::Hang, &class, detail);
+    }
     if let Some(v) = violations.first() {
         return mk(VerdictKind::InvariantViolation, v.rule, v.detail.clone());
-    }
-    if let Some(class) = hang {
-        return mk(VerdictKind::Hang, &class, format!("blocked:\n{blocked}"));
     }
     let token = if !u.io_errors.is_empty() {
         "eio"

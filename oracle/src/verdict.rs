@@ -2,7 +2,8 @@
 //! (kernel-lifecycle.md §2.13) its end state matches.
 //!
 //! Order of precedence when a run shows several failures: Corruption, UnexpectedIoError,
-//! InvariantViolation (the first rule broken), Hang. A verdict carries a token: the hang
+//! Hang (the broken invariants are listed in its detail), InvariantViolation (the first rule
+//! broken). A verdict carries a token: the hang
 //! mechanism (`H1`..`H5`, `livelock`, `other`), the invariant's name, or for a pass `eio` /
 //! `requeued` when the post-fix kernels failed or requeued IO across a stalled reshape.
 
