@@ -127,6 +127,9 @@ pub struct Members {
     pub dev_blocks: u32,
     /// `disks[d][slot]`: the tag of what is stored there (0 = never written).
     pub disks: Vec<Vec<u64>>,
+    /// `origin[d][slot]`: which task wrote that slot last, at which step (for corruption
+    /// reports; task 0 and step 0 = the initial content).
+    pub origin: Vec<Vec<(usize, u64)>>,
 }
 
 /// `struct mddev`, reduced to what the lifecycle touches.

@@ -300,9 +300,11 @@ fn reshape_request(k: &mut K, m: MdId, j: Sector) -> Sector {
     if k.test_bit(m, MD_RECOVERY_INTR) {
         return 0;
     }
+    let who = (k.cx.task, k.steps);
     for (&b, &v) in blocks.iter().zip(&moved) {
         let (d, s) = map_block(&c.geo, b);
         k.members[mem].disks[d][s] = v;
+        k.members[mem].origin[d][s] = who;
     }
     let cf = conf_mut(k, m);
     cf.reshape_progress = if back { lo } else { hi };
@@ -435,11 +437,14 @@ fn make_stripe_request(k: &mut K, m: MdId, bio: usize, b: Sector) -> StripeResul
     let (d, s) = map_block(&g, b);
     let mem = k.mddevs[m].members;
     if k.bios[bio].write {
-        let tag = k.bios[bio].tag;
+        let tag = k.bios[bio].tag | b;
         k.members[mem].disks[d][s] = tag;
+        k.members[mem].origin[d][s] = (k.cx.task, k.steps);
     } else {
         let v = k.members[mem].disks[d][s];
+        let o = k.members[mem].origin[d][s];
         k.bios[bio].data.push(v);
+        k.bios[bio].origins.push(o);
     }
     StripeResult::Success
 }
@@ -450,6 +455,7 @@ pub fn raid5_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
     enter!(k, "raid5_make_request");
     let (start, len) = (k.bios[bio].start, k.bios[bio].len);
     k.bios[bio].data.clear();
+    k.bios[bio].origins.clear();
     let mut b = start;
     while b < start + len {
         if k.mddevs[m].conf.is_none() {

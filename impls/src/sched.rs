@@ -87,8 +87,9 @@ pub struct Bio {
     pub len: u64,
     /// What a write stores (one tag for every block it covers).
     pub tag: u64,
-    /// What a read returned, block by block.
+    /// What a read returned, block by block, and who wrote each block's slot when.
     pub data: Vec<u64>,
+    pub origins: Vec<(usize, u64)>,
     pub status: Option<Result<(), &'static str>>,
     pub wq: Wq,
     /// Times dm requeued it (DM_MAPIO_REQUEUE during a noflush suspend).

@@ -195,7 +195,7 @@ fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
     let n = k.bios.len();
     let wq = k.new_wq(format!("bio{n}"));
     let b = k.bios.len();
-    k.bios.push(Bio { write, start, len, tag: tag(writer, 0), data: Vec::new(), status: None, wq, requeued: 0 });
+    k.bios.push(Bio { write, start, len, tag: tag(writer, 0), data: Vec::new(), origins: Vec::new(), status: None, wq, requeued: 0 });
     match target(k, name) {
         Target::Dm(d) => dm_submit_bio(k, d, b),
         Target::Md(m) => {
@@ -212,7 +212,8 @@ fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
                 return Ok(());
             }
             let data = k.bios[b].data.clone();
-            check_read(k, name, start, &data, t0, t1);
+            let origins = k.bios[b].origins.clone();
+            check_read(k, name, start, &data, &origins, t0, t1);
             Ok(())
         }
         Some(Err(e)) => {
@@ -234,8 +235,9 @@ fn describe(t: u64) -> String {
     }
 }
 
-fn check_read(k: &mut K, name: &str, start: u64, data: &[u64], t0: u64, t1: u64) {
+fn check_read(k: &mut K, name: &str, start: u64, data: &[u64], origins: &[(usize, u64)], t0: u64, t1: u64) {
     let mut err = None;
+    let names: Vec<String> = k.tasks.iter().map(|t| t.name.clone()).collect();
     {
         let u = user(k);
         let sh = u.shadows.get(name).expect("shadow");
@@ -244,7 +246,9 @@ fn check_read(k: &mut K, name: &str, start: u64, data: &[u64], t0: u64, t1: u64)
             if let Some(allowed) = sh.allowed(b, t0, t1) {
                 if !allowed.contains(&v) {
                     let exp: Vec<String> = allowed.iter().map(|&t| describe(t)).collect();
-                    err = Some(format!("{name} block {b}: read {}, expected {}", describe(v), exp.join(" or ")));
+                    let (who, step) = origins.get(i).copied().unwrap_or((0, 0));
+                    let by = if step == 0 { "the initial layout".to_string() } else { format!("{} at step {step}", names[who]) };
+                    err = Some(format!("{name} block {b}: read {}, expected {}; the slot was last written by {by}", describe(v), exp.join(" or ")));
                     break;
                 }
             }

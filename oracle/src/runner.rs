@@ -209,6 +209,7 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
         let space = RESHAPE_SPACE_CHUNKS * a.chunk;
         let dev_blocks = a.dev + space;
         let mut disks = vec![vec![0u64; dev_blocks as usize]; 16];
+        let origin = vec![vec![(0usize, 0u64); dev_blocks as usize]; 16];
         let size = geo_size(&geo, a.dev);
         for b in 0..size {
             let (d, sl) = map_block(&geo, b);
@@ -229,6 +230,7 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
             dev_data: a.dev,
             dev_blocks,
             disks,
+            origin,
         });
         let mem = k.members.len() - 1;
         u.shadows.insert(a.name.clone(), Shadow::new(size));
