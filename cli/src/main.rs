@@ -38,6 +38,35 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// An in-process fuzz campaign: generated scenarios and schedules, checked by a property;
+    /// each new failure is minimized and saved as a commented scenario.
+    Fuzz {
+        #[arg(long, default_value = "hunt")]
+        target: String,
+        /// The kernel `hunt` hunts.
+        #[arg(short, long, default_value = "v6.7")]
+        kernel: String,
+        /// How long (e.g. 30s, 2m).
+        #[arg(long, default_value = "60s")]
+        time: String,
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 24)]
+        max_ops: usize,
+        /// Where findings go.
+        #[arg(long, default_value = "fuzz-findings")]
+        out: PathBuf,
+    },
+    /// Shrink a scenario (ops, schedule) while it keeps its verdict under KERNEL.
+    Minimize {
+        file: PathBuf,
+        #[arg(short, long)]
+        kernel: String,
+    },
+    /// Turn a libFuzzer artifact (or any fuzz input) into scenario text.
+    Import { artifact: PathBuf },
     /// Try random schedules for a scenario until a run under KERNEL gets the wanted verdict;
     /// print the scenario with that schedule.
     Search {
@@ -57,8 +86,10 @@ enum Cmd {
     },
 }
 
+mod fuzz;
+
 /// Bad input: reported on one line, exit status 2.
-struct BadInput(anyhow::Error);
+pub struct BadInput(anyhow::Error);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -69,6 +100,9 @@ fn main() -> ExitCode {
         }
         Cmd::Replay { paths, kernels, trace, json } => replay(&paths, &kernels, trace, json),
         Cmd::Search { file, kernel, want, tries, seed, len } => search(&file, &kernel, &want, tries, seed, len),
+        Cmd::Fuzz { target, kernel, time, jobs, seed, max_ops, out } => fuzz::fuzz(&target, &kernel, &time, jobs, seed, max_ops, &out),
+        Cmd::Minimize { file, kernel } => minimize(&file, &kernel),
+        Cmd::Import { artifact } => import(&artifact),
     };
     match r {
         Ok(true) => ExitCode::SUCCESS,
@@ -80,7 +114,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn bad(e: impl Into<anyhow::Error>) -> BadInput {
+pub fn bad(e: impl Into<anyhow::Error>) -> BadInput {
     BadInput(e.into())
 }
 
@@ -129,7 +163,7 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, BadInput> {
     Ok(out)
 }
 
-fn parse_kernel(name: &str) -> Result<Kernel, BadInput> {
+pub fn parse_kernel(name: &str) -> Result<Kernel, BadInput> {
     Kernel::parse(name).map_err(bad)
 }
 
@@ -242,4 +276,23 @@ fn search(file: &Path, kernel: &str, want: &str, tries: u32, seed: u64, len: usi
     }
     eprintln!("not found in {tries} tries");
     Ok(false)
+}
+
+fn minimize(file: &Path, kernel: &str) -> Result<bool, BadInput> {
+    let s = load(file)?;
+    let k = parse_kernel(kernel)?;
+    let o = run(&s, &k, &RunOptions::default()).map_err(|e| bad(anyhow!("model error: {e}")))?;
+    let want = Expect { kernel: kernel.to_string(), verdict: o.verdict, token: Some(o.token.clone()) };
+    let keep = md_oracle::campaign::same_verdict(&k, &want);
+    let m = md_oracle::campaign::minimize(&s, &keep);
+    eprintln!("kept {} under {kernel}: {} -> {} ops, schedule {} -> {}", o.short(), s.ops.len(), m.ops.len(), s.schedule.len(), m.schedule.len());
+    print!("{m}");
+    Ok(true)
+}
+
+fn import(artifact: &Path) -> Result<bool, BadInput> {
+    let bytes = std::fs::read(artifact).with_context(|| format!("{}: cannot read", artifact.display())).map_err(bad)?;
+    let s = md_oracle::gen::decode_input(&bytes);
+    print!("# imported from {}\n{s}", artifact.display());
+    Ok(true)
 }

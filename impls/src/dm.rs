@@ -211,6 +211,8 @@ pub fn dm_submit_bio(k: &mut K, d: DevId, bio: BioId) {
         let q = k.dms[d].wait;
         k.sleep(q, "dm_submit_bio: deferred while the device is suspended", |w| !w.dms[d].block_io || w.dms[d].removed);
         if k.dms[d].removed {
+            // The device went away under a deferred bio: failing it is expected.
+            k.io_refusals.push(crate::sched::IoRefusal { bio, stalled: true, why: "device removed".into() });
             k.bios[bio].status = Some(Err(EIO));
             return;
         }

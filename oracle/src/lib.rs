@@ -1,6 +1,8 @@
 //! Scenarios, the deterministic runner, the lvm / user-space side of a run, and the oracle
 //! that turns a run into a verdict.
 
+pub mod campaign;
+pub mod gen;
 pub mod lvm;
 pub mod runner;
 pub mod scenario;

@@ -199,6 +199,17 @@ fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
     match target(k, name) {
         Target::Dm(d) => dm_submit_bio(k, d, b),
         Target::Md(m) => {
+            // md_submit_bio(): writes to a read-only array fail; AUTO_READ turns read-write
+            // on the first write (md_write_start).
+            if write && k.mddevs[m].ro == Ro::MdRdonly {
+                return Err("EROFS".into());
+            }
+            if write && k.mddevs[m].ro == Ro::MdAutoRead {
+                k.mddevs[m].ro = Ro::MdRdwr;
+                k.set_bit(m, MD_RECOVERY_NEEDED);
+                let d = k.mddevs[m].thread;
+                md::md_wakeup_thread(k, d);
+            }
             md::md_handle_request(k, m, b);
         }
     }

@@ -1,0 +1,158 @@
+//! `mdfuzz fuzz`: an in-process campaign (no cargo-fuzz needed).
+
+use crate::{bad, parse_kernel, BadInput};
+use anyhow::anyhow;
+use indicatif::{ProgressBar, ProgressStyle};
+use md_model::Kernel;
+use md_oracle::campaign::{check, kernels_for, minimize, Failure, Target};
+use md_oracle::gen::{from_bytes, Limits};
+use md_oracle::scenario::{Expect, Scenario, VerdictKind};
+use md_oracle::{run, RunOptions};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let (num, mul) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    num.parse::<f64>().ok().filter(|v| *v >= 0.0).map(|v| Duration::from_secs_f64(v * mul))
+}
+
+#[derive(Default)]
+struct Stats {
+    execs: u64,
+    runs: u64,
+    verdicts: BTreeMap<String, u64>,
+    failures: BTreeMap<String, (Scenario, Failure)>,
+}
+
+/// A small deterministic byte source per job.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn bytes(&mut self) -> Vec<u8> {
+        let n = 32 + (self.next() % 480) as usize;
+        (0..n).map(|_| (self.next() >> 32) as u8).collect()
+    }
+}
+
+pub fn fuzz(target: &str, kernel: &str, time: &str, jobs: usize, seed: u64, max_ops: usize, out: &Path) -> Result<bool, BadInput> {
+    let target = Target::parse(target).ok_or_else(|| bad(anyhow!("--target: expected postfix, differential or hunt, found `{target}`")))?;
+    let hunted = parse_kernel(kernel)?;
+    let budget = parse_duration(time).ok_or_else(|| bad(anyhow!("--time: expected a duration like 30s or 2m, found `{time}`")))?;
+    let lim = Limits { max_ops: max_ops.max(1), max_schedule: 64 };
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let start = Instant::now();
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").unwrap());
+    let handles: Vec<_> = (0..jobs.max(1))
+        .map(|j| {
+            let (stats, hunted) = (stats.clone(), hunted.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng((seed.wrapping_add(j as u64 * 0x9e37_79b9)).wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+                while start.elapsed() < budget {
+                    let s = from_bytes(&rng.bytes(), lim);
+                    let (outs, fail) = check(target, &hunted, &s);
+                    let mut st = stats.lock().unwrap();
+                    st.execs += 1;
+                    st.runs += outs.len() as u64;
+                    for o in &outs {
+                        *st.verdicts.entry(o.verdict.name().to_string()).or_default() += 1;
+                    }
+                    if let Some(f) = fail {
+                        if !st.failures.contains_key(&f.signature) {
+                            st.failures.insert(f.signature.clone(), (s, f));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    while handles.iter().any(|h| !h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(200));
+        let st = stats.lock().unwrap();
+        let secs = start.elapsed().as_secs_f64().max(0.001);
+        let v: Vec<String> = st.verdicts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        pb.set_message(format!(
+            "execs {} ({:.0}/s, {:.0} runs/s) | {} | failures: {}",
+            st.execs,
+            st.execs as f64 / secs,
+            st.runs as f64 / secs,
+            v.join(", "),
+            st.failures.len()
+        ));
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    pb.finish_and_clear();
+    let st = stats.lock().unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "fuzz {:?} (kernel {}): {} executions, {} runs in {:.1}s ({:.0} execs/s)",
+        target,
+        hunted.name(),
+        st.execs,
+        st.runs,
+        secs,
+        st.execs as f64 / secs.max(0.001)
+    );
+    for (k, n) in &st.verdicts {
+        println!("  {k:<22} {n}");
+    }
+    if st.failures.is_empty() {
+        println!("no failures");
+        return Ok(true);
+    }
+    std::fs::create_dir_all(out).map_err(|e| bad(anyhow!("{}: {e}", out.display())))?;
+    for (sig, (s, f)) in st.failures.iter() {
+        let saved = save_finding(out, target, &hunted, s, f).map_err(bad)?;
+        println!("new failure [{sig}]: {} -> {}", f.why, saved);
+    }
+    Ok(false)
+}
+
+/// Minimizes a failing scenario (same verdict under the failing kernel) and writes it with a
+/// comment and the verdict of every named kernel as its expectations.
+fn save_finding(out: &Path, target: Target, hunted: &Kernel, s: &Scenario, f: &Failure) -> anyhow::Result<String> {
+    let k = Kernel::parse(&f.kernel).map_err(|e| anyhow!(e.0))?;
+    let want = Expect { kernel: f.kernel.clone(), verdict: f.outcome.verdict, token: Some(f.outcome.token.clone()) };
+    let keep = |c: &Scenario| run(c, &k, &RunOptions::default()).is_ok_and(|o| o.matches(&want));
+    let mut m = minimize(s, &keep);
+    m.comments = vec![
+        format!("Found by `mdfuzz fuzz --target {target:?}` (kernel {}): {}.", hunted.name(), f.why).to_lowercase(),
+        "Minimized; the expect lines are what each kernel did when it was saved.".into(),
+    ];
+    let mut names: Vec<String> = kernels_for(Target::Differential, hunted).iter().map(|k| k.name().to_string()).collect();
+    if !names.contains(&f.kernel) {
+        names.push(f.kernel.clone());
+    }
+    m.expects.clear();
+    for n in names {
+        let kk = Kernel::parse(&n).map_err(|e| anyhow!(e.0))?;
+        if let Ok(o) = run(&m, &kk, &RunOptions::default()) {
+            let token = (!o.token.is_empty()).then(|| o.token.clone());
+            m.expects.push(Expect { kernel: n, verdict: o.verdict, token });
+        }
+    }
+    let file: String = f.signature.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' }).collect();
+    let path = out.join(format!("{file}.scn"));
+    std::fs::write(&path, m.to_string())?;
+    let _ = VerdictKind::Pass;
+    Ok(path.display().to_string())
+}

@@ -1,0 +1,192 @@
+//! Scenarios from bytes, valid by construction: every byte string decodes to a scenario the
+//! runner accepts, and every generated scenario is "complete" in the sense a user would be:
+//! a suspended device is resumed before the lvm actor ends, an md array frozen, limited or
+//! made read-only through sysfs is released at the end of the admin actor. So a post-fix
+//! kernel that hangs on a generated scenario is not waiting for the user.
+//!
+//! `lvconvert ... ; wait_for_sync` is not generated: a sync the user froze never finishes,
+//! and that is not a kernel hang.
+
+use crate::scenario::*;
+use arbitrary::{Arbitrary, Result, Unstructured};
+use md_model::md_h::Layout;
+
+/// Limits of a generated scenario.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_ops: usize,
+    pub max_schedule: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_ops: 24, max_schedule: 64 }
+    }
+}
+
+fn layout(u: &mut Unstructured) -> Result<Layout> {
+    Ok(*u.choose(&Layout::ALL)?)
+}
+
+fn range(u: &mut Unstructured, size: u64) -> Result<Range> {
+    let len = u.int_in_range(1..=8)?;
+    Ok(match u.int_in_range(0..=3)? {
+        0 => Range::Abs { start: u.int_in_range(0..=size.saturating_sub(1))?, len },
+        1 => Range::Across(len),
+        2 => Range::Ahead(len),
+        _ => Range::Behind(len),
+    })
+}
+
+const MESSAGES: [&str; 6] = ["idle", "frozen", "resync", "recover", "check", "repair"];
+
+fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> {
+    let dev = a.name.clone();
+    Ok(match u.int_in_range(0..=13)? {
+        0 => {
+            let delta: i32 = *u.choose(&[-1, 1])?;
+            let legs_now = *legs;
+            let t_legs = if delta > 0 { legs_now + 1 } else { legs_now };
+            Op::Load {
+                dev,
+                table: TableArgs {
+                    layout: a.layout,
+                    legs: t_legs.min(12),
+                    chunk: a.chunk,
+                    delta_disks: delta,
+                    data_offset: Some(4 * a.chunk),
+                    nosync: false,
+                },
+            }
+        }
+        1 | 2 => Op::Reload { dev },
+        3 => Op::Suspend { dev, noflush: u.arbitrary()? },
+        4 => Op::Resume { dev },
+        5 => Op::Message { dev, word: u.choose(&MESSAGES)?.to_string() },
+        6 => Op::Deactivate { dev },
+        7 => Op::Activate { dev },
+        8 | 9 => {
+            let data = *legs - 1;
+            let stripes = if u.arbitrary()? { data + 1 } else { data.saturating_sub(1).max(2) };
+            let force = stripes < data;
+            if stripes > data {
+                *legs = stripes + 1;
+            }
+            Op::Stripes { dev, stripes, force }
+        }
+        10 => Op::Stripesize { dev, chunk: u.int_in_range(1..=4)? },
+        11 => Op::Retype { dev, layout: layout(u)? },
+        12 => Op::Remove { dev },
+        _ => Op::Sleep,
+    })
+}
+
+fn md_admin_op(u: &mut Unstructured, a: &ArraySpec) -> Result<Op> {
+    let md = a.name.clone();
+    Ok(match u.int_in_range(0..=6)? {
+        0 | 1 => Op::SyncAction { md, word: u.choose(&["idle", "frozen", "resync", "check", "repair", "reshape"])?.to_string() },
+        2 => Op::ArrayState { md, word: u.choose(&["readonly", "read-auto", "active"])?.to_string() },
+        3 => Op::SyncMax { md, max: if u.arbitrary()? { Some(u.int_in_range(0..=(a.dev as u64))?) } else { None } },
+        4 => Op::RaidDisks { md, disks: a.disks + u.int_in_range(0..=1)? },
+        5 => Op::Sleep,
+        _ => Op::SyncAction { md, word: "idle".into() },
+    })
+}
+
+fn io_op(u: &mut Unstructured, a: &ArraySpec) -> Result<Op> {
+    let size = (a.disks as u64 - 1) * a.dev as u64;
+    let dev = a.name.clone();
+    Ok(match u.int_in_range(0..=5)? {
+        0 | 1 => Op::Read { dev, range: range(u, size)? },
+        2 | 3 => Op::Write { dev, range: range(u, size)? },
+        4 => Op::Fsck { dev },
+        _ => Op::Sleep,
+    })
+}
+
+/// Decodes a scenario from `u` within `lim`.
+pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
+    let kind = if u.ratio(1, 5)? { ArrayKind::Md } else { ArrayKind::Dm };
+    let chunk = u.int_in_range(1..=2)?;
+    let a = ArraySpec {
+        name: if kind == ArrayKind::Dm { "lv".into() } else { "md0".into() },
+        kind,
+        layout: layout(u)?,
+        disks: u.int_in_range(3..=5)?,
+        chunk,
+        dev: chunk * u.int_in_range(4..=12)?,
+        state: if u.ratio(1, 3)? { InitState::Resync } else { InitState::Clean },
+    };
+    let admin = if kind == ArrayKind::Dm { "lvm" } else { "adm" };
+    let mut ops: Vec<(String, Op)> = Vec::new();
+    if kind == ArrayKind::Dm {
+        ops.push((admin.into(), Op::Activate { dev: a.name.clone() }));
+    }
+    let n = u.int_in_range(1..=lim.max_ops.max(1))?;
+    let mut legs = a.disks;
+    for _ in 0..n {
+        let actor = *u.choose(&[admin, admin, "io0", "io1"])?;
+        let op = if actor == admin {
+            if kind == ArrayKind::Dm {
+                dm_lvm_op(u, &a, &mut legs)?
+            } else {
+                md_admin_op(u, &a)?
+            }
+        } else {
+            io_op(u, &a)?
+        };
+        ops.push((actor.to_string(), op));
+    }
+    // Complete the user's story.
+    if kind == ArrayKind::Dm {
+        let mut suspended = false;
+        for (who, op) in &ops {
+            if who == admin {
+                match op {
+                    Op::Suspend { .. } => suspended = true,
+                    Op::Resume { .. } | Op::Activate { .. } | Op::Deactivate { .. } | Op::Remove { .. } => suspended = false,
+                    _ => {}
+                }
+            }
+        }
+        if suspended {
+            ops.push((admin.into(), Op::Resume { dev: a.name.clone() }));
+        }
+    } else {
+        let md = a.name.clone();
+        ops.push((admin.into(), Op::SyncMax { md: md.clone(), max: None }));
+        ops.push((admin.into(), Op::ArrayState { md: md.clone(), word: "active".into() }));
+        ops.push((admin.into(), Op::SyncAction { md, word: "idle".into() }));
+    }
+    let slen = u.int_in_range(0..=lim.max_schedule)?;
+    let mut schedule = Vec::with_capacity(slen);
+    for _ in 0..slen {
+        schedule.push(u.arbitrary::<u8>()?);
+    }
+    Ok(Scenario { comments: Vec::new(), arrays: vec![a], ops, schedule, expects: Vec::new() })
+}
+
+impl<'a> Arbitrary<'a> for Scenario {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        scenario(u, Limits::default())
+    }
+}
+
+/// Decodes any byte string (a fuzz input) into a scenario.
+pub fn from_bytes(data: &[u8], lim: Limits) -> Scenario {
+    let mut u = Unstructured::new(data);
+    scenario(&mut u, lim).unwrap_or_default()
+}
+
+/// A fuzz input: a scenario file if it parses as one (so the corpus seeds a campaign), else
+/// generator bytes.
+pub fn decode_input(data: &[u8]) -> Scenario {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(s) = crate::text::parse(text) {
+            if !s.arrays.is_empty() {
+                return s;
+            }
+        }
+    }
+    from_bytes(data, Limits::default())
+}
