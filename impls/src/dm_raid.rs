@@ -86,7 +86,15 @@ fn really_frozen(k: &K) -> bool {
 pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     enter!(k, "raid_ctr");
     let mem = k.dms[d].members;
-    if t.legs as usize > k.members[mem].disks.len() || t.new_raid_disks() < 3 || t.chunk == 0 {
+    let (dev_data, dev_blocks) = (k.members[mem].dev_data, k.members[mem].dev_blocks);
+    // The sizes must work out: the chunk divides the data area, and data plus the requested
+    // offset fit in each member.
+    if t.legs as usize > k.members[mem].disks.len()
+        || t.new_raid_disks() < 3
+        || t.chunk == 0
+        || dev_data % t.chunk != 0
+        || t.data_offset.unwrap_or(0) + dev_data > dev_blocks
+    {
         return Err(EINVAL);
     }
     let sb = k.members[mem].sb.clone();

@@ -23,7 +23,7 @@
 //! (The interim reload's `rebuild` legs are modelled as extra legs the kernel ignores;
 //! takeovers and the rmeta wipes are not modelled.)
 
-use crate::runner::{user, LvMeta, Target, RESHAPE_SPACE_CHUNKS};
+use crate::runner::{user, LvMeta, Target};
 use crate::scenario::{Op, Range};
 use crate::shadow::{tag, tag_block, tag_writer};
 use md_model::dm::{dm_remove, dm_submit_bio, dm_suspend, do_resume, table_load, target_message};
@@ -346,6 +346,13 @@ fn in_sync(k: &mut K, name: &str) -> R {
     Ok(())
 }
 
+/// The reshape space lvm allocates per image (the members are created with room for it).
+fn reshape_space(k: &mut K, name: &str) -> u32 {
+    let d = dev(k, name);
+    let mem = k.dms[d].members;
+    k.members[mem].dev_blocks - k.members[mem].dev_data
+}
+
 /// The kernel's current data_offset (STATUS), as lvm reads it before placing reshape space.
 fn kernel_data_offset(k: &mut K, name: &str) -> u32 {
     let d = dev(k, name);
@@ -379,7 +386,7 @@ fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
         return Err("Can't remove stripes without --force".into());
     }
     in_sync(k, name)?;
-    let r = RESHAPE_SPACE_CHUNKS * mt.table.chunk;
+    let r = reshape_space(k, name);
     let new_legs = if stripes > data { stripes + 1 } else { legs };
     let mut relocate_by = 0i64;
     if mt.reshape_space == 0 {
@@ -417,11 +424,16 @@ fn lvconvert_keep_images(k: &mut K, name: &str, layout: Option<Layout>, chunk: O
     if nl == mt.table.layout && nc == mt.table.chunk {
         return Ok(());
     }
+    let d = dev(k, name);
+    let mem = k.dms[d].members;
+    if k.members[mem].dev_data % nc != 0 {
+        return Err(format!("stripe size {nc} does not divide the image size {}", k.members[mem].dev_data));
+    }
     in_sync(k, name)?;
     if mt.reshape_space == 0 {
         let interim = mt.table.clone();
         update_and_reload(k, name, &interim, 0)?;
-        mt.reshape_space = RESHAPE_SPACE_CHUNKS * mt.table.chunk.max(nc);
+        mt.reshape_space = reshape_space(k, name);
     }
     let t2 = Table { layout: nl, chunk: nc, data_offset: Some(mt.reshape_space), ..mt.table.clone() };
     update_and_reload(k, name, &t2, 0)?;

@@ -182,12 +182,24 @@ pub fn run(s: &Scenario, kernel: &Kernel, opts: &RunOptions) -> Result<Outcome, 
     let result: Arc<StdMutex<Option<Result<Outcome, String>>>> = Arc::new(StdMutex::new(None));
     let (r2, s2, k2, trace) = (result.clone(), Arc::new(s.clone()), kernel.clone(), opts.trace);
     let runner = shuttle::Runner::new(sched, config);
-    runner.run(move || {
-        let out = runner_main(&s2, k2.clone(), trace, &shared);
-        *r2.lock().unwrap() = Some(out);
-    });
-    let out = result.lock().unwrap().take();
-    out.unwrap_or_else(|| Err("the run ended without a verdict".into()))
+    // A panic inside the model is caught at its task's root and reported by the runner as
+    // Err; shuttle may still unwind out of `run`, so catch that here too.
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        runner.run(move || {
+            let out = runner_main(&s2, k2.clone(), trace, &shared);
+            *r2.lock().unwrap() = Some(out);
+        })
+    }));
+    let out = result.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match (out, unwound) {
+        (Some(o), _) => o,
+        (None, Err(p)) => Err(format!("model panic: {}", panic_message(&*p))),
+        (None, Ok(_)) => Err("the run ended without a verdict".into()),
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "non-string panic".into())
 }
 
 /// Builds the members and devices of the scenario's arrays.
