@@ -34,6 +34,8 @@ pub struct MappedDevice {
     pub wait: Wq,
     /// Instances constructed for this device so far (names `lv#1`, `lv#2`, ...).
     pub instances: u32,
+    /// Openers of the block device (`dm_open_count`): a remove is refused while open.
+    pub open_count: u32,
 }
 
 /// `dm_create()` (`dmsetup create` without a table, or lvm's CREATE).
@@ -52,6 +54,7 @@ pub fn dm_create(k: &mut K, name: &str, members: usize) -> DevId {
         suspend_lock: None,
         wait,
         instances: 0,
+        open_count: 0,
     });
     k.dms.len() - 1
 }
@@ -170,7 +173,8 @@ pub fn dm_remove(k: &mut K, d: DevId) -> Result<(), Errno> {
     if k.dms[d].removed {
         return Err(ENXIO);
     }
-    if k.dms[d].in_flight > 0 {
+    // dm_lock_for_deletion(): refused while the device is open.
+    if k.dms[d].open_count > 0 || k.dms[d].in_flight > 0 {
         return Err(EBUSY);
     }
     suspend_lock(k, d);
@@ -212,7 +216,7 @@ pub fn dm_submit_bio(k: &mut K, d: DevId, bio: BioId) {
         k.sleep(q, "dm_submit_bio: deferred while the device is suspended", |w| !w.dms[d].block_io || w.dms[d].removed);
         if k.dms[d].removed {
             // The device went away under a deferred bio: failing it is expected.
-            k.io_refusals.push(crate::sched::IoRefusal { bio, stalled: true, why: "device removed".into() });
+            k.io_refusals.push(crate::sched::IoRefusal { bio, justified: true, why: "device removed".into() });
             k.bios[bio].status = Some(Err(EIO));
             return;
         }

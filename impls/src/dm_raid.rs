@@ -200,7 +200,8 @@ pub fn raid_map(k: &mut K, m: MdId, bio: BioId) -> MapResult {
     let end = k.bios[bio].start + k.bios[bio].len;
     if end > k.mddevs[m].array_sectors {
         let why = format!("bio ends at {end}, beyond the array ({})", k.mddevs[m].array_sectors);
-        k.io_refusals.push(crate::sched::IoRefusal { bio, stalled: false, why });
+        // Pre-fix and post-fix alike: IO beyond a shrunk array fails.
+        k.io_refusals.push(crate::sched::IoRefusal { bio, justified: true, why });
         return MapResult::Requeue;
     }
     // 41425f96d7aa: md_handle_request hands back a bio that crossed a stalled reshape.

@@ -394,8 +394,8 @@ fn stripe_ahead_of_reshape(k: &K, m: MdId, b: Sector) -> bool {
 }
 
 fn refused(k: &mut K, m: MdId, bio: usize) {
-    let (stalled, why) = k.reshape_stalled(m);
-    k.io_refusals.push(crate::sched::IoRefusal { bio, stalled, why });
+    let (justified, why) = k.reshape_stalled(m);
+    k.io_refusals.push(crate::sched::IoRefusal { bio, justified, why });
 }
 
 /// `make_stripe_request()` for one block.

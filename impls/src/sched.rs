@@ -139,8 +139,9 @@ pub struct World {
     pub steps: u64,
     /// Coarse state hashes, one per recovery-word change (fuzzing feedback).
     pub state_hashes: Vec<u32>,
-    /// Bios the kernel refused (EIO or handed back to dm), with whether the reshape they
-    /// crossed could not progress at that moment, and why.
+    /// Bios the kernel refused (EIO or handed back to dm), with whether the refusal was
+    /// justified at that moment (the reshape they crossed could not progress, the device
+    /// shrank under them or went away), and why.
     pub io_refusals: Vec<IoRefusal>,
     /// State of the user-space side (the oracle's: lvm metadata, shadow copies).
     pub user: Option<Box<dyn std::any::Any + Send>>,
@@ -149,7 +150,7 @@ pub struct World {
 #[derive(Clone, Debug)]
 pub struct IoRefusal {
     pub bio: BioId,
-    pub stalled: bool,
+    pub justified: bool,
     pub why: String,
 }
 

@@ -44,16 +44,15 @@ fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> 
     let dev = a.name.clone();
     Ok(match u.int_in_range(0..=13)? {
         0 => {
-            let delta: i32 = *u.choose(&[-1, 1])?;
-            let legs_now = *legs;
-            let t_legs = if delta > 0 { legs_now + 1 } else { legs_now };
+            // A raw reshape request; only removals: adding disks needs lvm's relocation of
+            // the reshape space first (dm-raid trusts the table's data_offset).
             Op::Load {
                 dev,
                 table: TableArgs {
                     layout: a.layout,
-                    legs: t_legs.min(12),
+                    legs: *legs,
                     chunk: a.chunk,
-                    delta_disks: delta,
+                    delta_disks: -1,
                     data_offset: Some(4 * a.chunk),
                     nosync: false,
                 },

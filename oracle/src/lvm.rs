@@ -197,7 +197,12 @@ fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
     let b = k.bios.len();
     k.bios.push(Bio { write, start, len, tag: tag(writer, 0), data: Vec::new(), origins: Vec::new(), status: None, wq, requeued: 0 });
     match target(k, name) {
-        Target::Dm(d) => dm_submit_bio(k, d, b),
+        Target::Dm(d) => {
+            // The reader or writer holds the block device open for the whole bio.
+            k.dms[d].open_count += 1;
+            dm_submit_bio(k, d, b);
+            k.dms[d].open_count -= 1;
+        }
         Target::Md(m) => {
             // md_submit_bio(): writes to a read-only array fail; AUTO_READ turns read-write
             // on the first write (md_write_start).
@@ -229,9 +234,9 @@ fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
         }
         Some(Err(e)) => {
             let refusal = k.io_refusals.iter().rev().find(|r| r.bio == b).cloned();
-            let (stalled, why) = refusal.map(|r| (r.stalled, r.why)).unwrap_or((false, "no refusal recorded".into()));
+            let (justified, why) = refusal.map(|r| (r.justified, r.why)).unwrap_or((false, "no refusal recorded".into()));
             let what = format!("{} {name} {start}+{len}: {e} ({why})", if write { "write" } else { "read" });
-            user(k).io_errors.push((what.clone(), stalled));
+            user(k).io_errors.push((what.clone(), justified));
             Err(e.to_string())
         }
         None => Err("bio never completed".into()),

@@ -366,7 +366,7 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
     if let Some(e) = u.data_errors.first() {
         return mk(VerdictKind::Corruption, "", e.clone());
     }
-    if let Some((e, _)) = u.io_errors.iter().find(|(_, stalled)| !stalled) {
+    if let Some((e, _)) = u.io_errors.iter().find(|(_, justified)| !justified) {
         return mk(VerdictKind::UnexpectedIoError, "", e.clone());
     }
     if let Some(class) = hang {
@@ -388,7 +388,7 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
     };
     let mut detail = String::new();
     for (e, _) in &u.io_errors {
-        detail.push_str(&format!("io error (reshape stalled): {e}\n"));
+        detail.push_str(&format!("io error (justified): {e}\n"));
     }
     for e in &u.op_errors {
         detail.push_str(&format!("op failed: {e}\n"));
