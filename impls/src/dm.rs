@@ -36,6 +36,8 @@ pub struct MappedDevice {
     pub instances: u32,
     /// Openers of the block device (`dm_open_count`): a remove is refused while open.
     pub open_count: u32,
+    /// DMF_DELETING: a remove passed its open check; new opens fail.
+    pub deleting: bool,
 }
 
 /// `dm_create()` (`dmsetup create` without a table, or lvm's CREATE).
@@ -55,6 +57,7 @@ pub fn dm_create(k: &mut K, name: &str, members: usize) -> DevId {
         wait,
         instances: 0,
         open_count: 0,
+        deleting: false,
     });
     k.dms.len() - 1
 }
@@ -143,7 +146,13 @@ pub fn do_resume(k: &mut K, d: DevId) -> Result<(), Errno> {
         suspend_unlock(k, d);
         return Ok(());
     }
-    let m = k.dms[d].live.expect("a resumed device has a live table");
+    let Some(m) = k.dms[d].live else {
+        // A device suspended without a table: nothing to resume but the flags.
+        k.dms[d].suspended = false;
+        k.dms[d].block_io = false;
+        suspend_unlock(k, d);
+        return Ok(());
+    };
     if let Err(e) = dm_raid::raid_preresume(k, m) {
         // dm_table_resume_targets failed: the device stays suspended.
         suspend_unlock(k, d);
@@ -177,6 +186,7 @@ pub fn dm_remove(k: &mut K, d: DevId) -> Result<(), Errno> {
     if k.dms[d].open_count > 0 || k.dms[d].in_flight > 0 {
         return Err(EBUSY);
     }
+    k.dms[d].deleting = true;
     suspend_lock(k, d);
     if let Some(m) = k.dms[d].live {
         if !k.dms[d].suspended {
@@ -186,6 +196,7 @@ pub fn dm_remove(k: &mut K, d: DevId) -> Result<(), Errno> {
         }
     }
     k.dms[d].removed = true;
+    k.dms[d].deleting = false;
     k.dms[d].block_io = true;
     suspend_unlock(k, d);
     if let Some(m) = k.dms[d].live.take() {

@@ -287,28 +287,29 @@ fn reshape_request(k: &mut K, m: MdId, j: Sector) -> Sector {
         let q = cf.wait_for_overlap;
         k.wake_up(q);
     }
-    // The stripes of the unit are EXPANDING while their data is read and rewritten.
+    // Advance reshape_progress first (the destination stripes are EXPANDING): from here IO to
+    // the unit falls in the window reshape_safe..reshape_progress and waits, so no write can
+    // land in a source slot after it was read. raid5d completes the copy even if INTR comes.
+    {
+        let cf = conf_mut(k, m);
+        cf.reshape_progress = if back { lo } else { hi };
+        cf.units_since_checkpoint += 1;
+    }
     let mem = k.mddevs[m].members;
-    let moved: Vec<u64> = blocks
+    let moved: Vec<(u64, (usize, u64))> = blocks
         .iter()
         .map(|&b| {
             let (d, s) = map_block(&c.prev, b);
-            k.members[mem].disks[d][s]
+            (k.members[mem].disks[d][s], k.members[mem].origin[d][s])
         })
         .collect();
     k.pre();
-    if k.test_bit(m, MD_RECOVERY_INTR) {
-        return 0;
-    }
     let who = (k.cx.task, k.steps);
-    for (&b, &v) in blocks.iter().zip(&moved) {
+    for (&b, &(v, _)) in blocks.iter().zip(&moved) {
         let (d, s) = map_block(&c.geo, b);
         k.members[mem].disks[d][s] = v;
         k.members[mem].origin[d][s] = who;
     }
-    let cf = conf_mut(k, m);
-    cf.reshape_progress = if back { lo } else { hi };
-    cf.units_since_checkpoint += 1;
     hi - lo
 }
 

@@ -116,7 +116,8 @@ pub fn allowed_change(pre: &Outcome, post: &Outcome) -> bool {
     pre.verdict == post.verdict && pre.verdict != VerdictKind::Corruption
 }
 
-/// Shrinks `s` while `keep` holds: drop ops, shorten and zero the schedule.
+/// Shrinks `s` while `keep` holds: drop ops (keeping the story complete, see
+/// [`crate::gen::complete`]), shorten and zero the schedule.
 pub fn minimize(s: &Scenario, keep: &dyn Fn(&Scenario) -> bool) -> Scenario {
     let mut best = s.clone();
     loop {
@@ -127,10 +128,12 @@ pub fn minimize(s: &Scenario, keep: &dyn Fn(&Scenario) -> bool) -> Scenario {
             i -= 1;
             let mut c = best.clone();
             c.ops.remove(i);
-            if keep(&c) {
+            crate::gen::complete(&mut c);
+            if c.ops.len() < best.ops.len() && keep(&c) {
                 best = c;
                 improved = true;
             }
+            i = i.min(best.ops.len());
         }
         // Halve the schedule, then drop its tail one decision at a time.
         while !best.schedule.is_empty() {
@@ -143,7 +146,7 @@ pub fn minimize(s: &Scenario, keep: &dyn Fn(&Scenario) -> bool) -> Scenario {
                 break;
             }
         }
-        while let Some(_) = best.schedule.last() {
+        while !best.schedule.is_empty() {
             let mut c = best.clone();
             c.schedule.pop();
             if keep(&c) {

@@ -136,33 +136,60 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
         };
         ops.push((actor.to_string(), op));
     }
-    // Complete the user's story.
-    if kind == ArrayKind::Dm {
-        let mut suspended = false;
-        for (who, op) in &ops {
-            if who == admin {
-                match op {
-                    Op::Suspend { .. } => suspended = true,
-                    Op::Resume { .. } | Op::Activate { .. } | Op::Deactivate { .. } | Op::Remove { .. } => suspended = false,
-                    _ => {}
-                }
-            }
-        }
-        if suspended {
-            ops.push((admin.into(), Op::Resume { dev: a.name.clone() }));
-        }
-    } else {
-        let md = a.name.clone();
-        ops.push((admin.into(), Op::SyncMax { md: md.clone(), max: None }));
-        ops.push((admin.into(), Op::ArrayState { md: md.clone(), word: "active".into() }));
-        ops.push((admin.into(), Op::SyncAction { md, word: "idle".into() }));
-    }
     let slen = u.int_in_range(0..=lim.max_schedule)?;
     let mut schedule = Vec::with_capacity(slen);
     for _ in 0..slen {
         schedule.push(u.arbitrary::<u8>()?);
     }
-    Ok(Scenario { comments: Vec::new(), arrays: vec![a], ops, schedule, expects: Vec::new() })
+    let mut s = Scenario { comments: Vec::new(), arrays: vec![a], ops, schedule, expects: Vec::new() };
+    complete(&mut s);
+    Ok(s)
+}
+
+const RELEASE: [&str; 3] = ["sync_max max", "array_state active", "sync_action idle"];
+
+/// Completes the user's story: the admin actor resumes a dm device it left suspended, and
+/// releases an md array it may have frozen, limited or made read-only. Idempotent.
+pub fn complete(s: &mut Scenario) {
+    for a in s.arrays.clone() {
+        match a.kind {
+            ArrayKind::Dm => {
+                let mut last_admin: Option<String> = None;
+                let mut suspended = false;
+                for (who, op) in &s.ops {
+                    match op {
+                        Op::Suspend { dev, .. } if *dev == a.name => {
+                            suspended = true;
+                            last_admin = Some(who.clone());
+                        }
+                        Op::Resume { dev } | Op::Activate { dev } | Op::Deactivate { dev } | Op::Remove { dev } if *dev == a.name => {
+                            suspended = false
+                        }
+                        _ => {}
+                    }
+                }
+                if let (true, Some(who)) = (suspended, last_admin) {
+                    s.ops.push((who, Op::Resume { dev: a.name.clone() }));
+                }
+            }
+            ArrayKind::Md => {
+                let admin = s
+                    .ops
+                    .iter()
+                    .find(|(_, op)| matches!(op, Op::SyncAction { .. } | Op::ArrayState { .. } | Op::SyncMax { .. } | Op::RaidDisks { .. }))
+                    .map(|(w, _)| w.clone());
+                let Some(admin) = admin else { continue };
+                let tail: Vec<String> = s.ops.iter().rev().take(3).rev().map(|(_, op)| op.to_string()).collect();
+                let want: Vec<String> = RELEASE.iter().map(|r| format!("sysfs {} {r}", a.name)).collect();
+                if tail != want {
+                    let md = a.name.clone();
+                    s.ops.push((admin.clone(), Op::SyncMax { md: md.clone(), max: None }));
+                    s.ops.push((admin.clone(), Op::ArrayState { md: md.clone(), word: "active".into() }));
+                    s.ops.push((admin, Op::SyncAction { md, word: "idle".into() }));
+                }
+            }
+        }
+    }
 }
 
 impl<'a> Arbitrary<'a> for Scenario {

@@ -198,7 +198,11 @@ fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
     k.bios.push(Bio { write, start, len, tag: tag(writer, 0), data: Vec::new(), origins: Vec::new(), status: None, wq, requeued: 0 });
     match target(k, name) {
         Target::Dm(d) => {
-            // The reader or writer holds the block device open for the whole bio.
+            // The reader or writer holds the block device open for the whole bio; opening a
+            // device being removed fails.
+            if k.dms[d].deleting || k.dms[d].removed {
+                return Err("ENXIO".into());
+            }
             k.dms[d].open_count += 1;
             dm_submit_bio(k, d, b);
             k.dms[d].open_count -= 1;

@@ -1,9 +1,10 @@
 //! The shadow copy: every write as an interval on the oracle clock, per block.
 //!
-//! A read of block `b` over the interval `[rs, re]` may return the latest write acknowledged
-//! before `rs` (or the initial pattern), or any write of `b` that was not acknowledged before
-//! `rs` and started before `re` (concurrent, failed or never completed writes may or may not
-//! have landed). Anything else is corruption.
+//! A read of block `b` over the interval `[rs, re]` may return any write acknowledged before
+//! `rs` that no other such write superseded (W2 supersedes W when W2 started after W was
+//! acknowledged; overlapping writes leave either), or any write of `b` that was not
+//! acknowledged before `rs` and started before `re` (concurrent, failed or never completed
+//! writes may or may not have landed). Anything else is corruption.
 
 /// What a block holds, as a tag: `writer << 20 | block`. Writer 0 is the initial pattern.
 pub fn tag(writer: u64, block: u64) -> u64 {
@@ -68,12 +69,13 @@ impl Shadow {
     /// The tags block `b` may hold for a read over `[rs, re]`; None means "anything".
     pub fn allowed(&self, b: u64, rs: u64, re: u64) -> Option<Vec<u64>> {
         let Some(vs) = self.blocks.get(b as usize) else { return None };
-        let last = vs.iter().filter(|v| v.acked.is_some_and(|a| a < rs)).max_by_key(|v| v.acked);
-        if last.is_none() && b >= self.initial_size {
+        let done = |v: &&Version| v.acked.is_some_and(|a| a < rs);
+        let Some(latest_start) = vs.iter().filter(done).map(|v| v.start).max() else {
             // A block the array grew into, never written: its content is undefined.
-            return None;
-        }
-        let mut out: Vec<u64> = last.map(|v| v.tag).into_iter().collect();
+            return if b >= self.initial_size { None } else { Some(Vec::new()) };
+        };
+        let mut out: Vec<u64> =
+            vs.iter().filter(done).filter(|v| v.acked.is_some_and(|a| a >= latest_start)).map(|v| v.tag).collect();
         for v in vs {
             let landed_before = v.acked.is_some_and(|a| a < rs);
             if !landed_before && v.start <= re && !out.contains(&v.tag) {
