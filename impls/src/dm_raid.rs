@@ -437,6 +437,7 @@ pub fn raid_resume(k: &mut K, m: MdId) {
     if !rs_test_and_clear(k, m, RT_FLAG_RS_SUSPENDED) {
         return;
     }
+    md::stale_position_check(k, m);
     if k.k.has(Change::MergedReallyFrozen) {
         if !k.test_bit(m, MD_RECOVERY_FROZEN) || k.test_bit(m, MD_RECOVERY_RUNNING) {
             k.trace(|| "WARN_ON_ONCE(!FROZEN || RUNNING) in raid_resume".into());

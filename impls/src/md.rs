@@ -426,6 +426,7 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
     };
     if reshape {
         sole_reshaper_check(k, m);
+        stale_position_check(k, m);
     }
     while j < max {
         k.pre();
@@ -491,6 +492,26 @@ fn sole_reshaper_check(k: &mut K, m: MdId) {
     if let Some(o) = other {
         let (a, b) = (k.mddevs[m].name.clone(), k.mddevs[o].name.clone());
         k.violation("two-reshapers", format!("{a} starts reshaping while {b} still reshapes the same members"));
+    }
+}
+
+/// Model finding `stale-ctr-position`: this instance (re)starts its reshape from the position
+/// its ctr read, but the superblock — written since by the previous table instance, which kept
+/// reshaping between the table load and its postsuspend — records progress beyond it.
+pub fn stale_position_check(k: &mut K, m: MdId) {
+    let Some(c) = k.mddevs[m].conf.as_ref() else { return };
+    let mine = c.reshape_progress;
+    let sb = &k.members[k.mddevs[m].members].sb;
+    if mine == MAX_SECTOR {
+        return;
+    }
+    // MaxSector in the superblock: the reshape even finished meanwhile.
+    let behind = sb.reshape_position == MAX_SECTOR
+        || if k.mddevs[m].reshape_backwards { sb.reshape_position < mine } else { sb.reshape_position > mine };
+    if behind && !k.findings.iter().any(|f| f.detail.starts_with(&k.mddevs[m].name)) {
+        let detail = format!("{} restarts its reshape at {mine}; the superblock records {}", k.mddevs[m].name, sb.reshape_position);
+        k.trace(|| format!("model finding stale-ctr-position: {detail}"));
+        k.findings.push(crate::sched::Violation { rule: "stale-ctr-position", detail });
     }
 }
 

@@ -305,6 +305,10 @@ fn reshape_request(k: &mut K, m: MdId, j: Sector) -> Sector {
         .collect();
     k.pre();
     let who = (k.cx.task, k.steps);
+    if k.tracing() {
+        let name = k.mddevs[m].name.clone();
+        k.trace(|| format!("{name} reshape copies {lo}..{hi} ({:?}/{} -> {:?}/{})", c.prev.raid_disks, c.prev.data_offset, c.geo.raid_disks, c.geo.data_offset));
+    }
     for (&b, &(v, _)) in blocks.iter().zip(&moved) {
         let (d, s) = map_block(&c.geo, b);
         k.members[mem].disks[d][s] = v;

@@ -130,6 +130,9 @@ pub struct World {
     /// The trace, when tracing.
     pub trace: Option<Vec<String>>,
     pub violations: Vec<Violation>,
+    /// Known behaviours the model exhibits that a run may end in (see the corpus' `finding-*`
+    /// scenarios): `stale-ctr-position`, ...
+    pub findings: Vec<Violation>,
     /// A model panic (a bug of the model, not a kernel verdict).
     pub model_panic: Option<String>,
     pub abort: bool,
@@ -245,6 +248,7 @@ impl World {
             ticks: 0,
             trace: tracing.then(Vec::new),
             violations: Vec::new(),
+            findings: Vec::new(),
             model_panic: None,
             abort: false,
             progress: 0,

@@ -162,9 +162,9 @@ pub fn complete(s: &mut Scenario) {
                             suspended = true;
                             last_admin = Some(who.clone());
                         }
-                        Op::Resume { dev } | Op::Activate { dev } | Op::Deactivate { dev } | Op::Remove { dev } if *dev == a.name => {
-                            suspended = false
-                        }
+                        // A remove or deactivation can fail (EBUSY while open) and leave the
+                        // device suspended, so only a resume or an activation ends it.
+                        Op::Resume { dev } | Op::Activate { dev } if *dev == a.name => suspended = false,
                         _ => {}
                     }
                 }

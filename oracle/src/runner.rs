@@ -353,6 +353,7 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
     let (steps, ticks) = (w.steps, w.ticks);
     let blocked = blocked_report(w);
     let violations = w.violations.clone();
+    let findings = w.findings.clone();
     let u = user(w);
     let mk = |verdict, token: &str, detail: String| Outcome {
         verdict,
@@ -364,7 +365,13 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
         state_hashes: state_hashes.clone(),
     };
     if let Some(e) = u.data_errors.first() {
-        return mk(VerdictKind::Corruption, "", e.clone());
+        // A corruption after a known model finding carries the finding's name.
+        let token = findings.first().map(|f| f.rule).unwrap_or("");
+        let mut detail = e.clone();
+        for f in &findings {
+            detail.push_str(&format!("\nafter {}: {}", f.rule, f.detail));
+        }
+        return mk(VerdictKind::Corruption, token, detail);
     }
     if let Some((e, _)) = u.io_errors.iter().find(|(_, justified)| !justified) {
         return mk(VerdictKind::UnexpectedIoError, "", e.clone());
