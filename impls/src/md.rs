@@ -515,6 +515,20 @@ pub fn stale_position_check(k: &mut K, m: MdId) {
     }
 }
 
+/// Model finding `intr-after-end-reshape`: end_reshape ran (INTR clear then), but INTR was set
+/// before the reap, so raid5_finish_reshape skips committing layout and chunk: the superblock
+/// then records "no reshape" with the previous layout/chunk over data in the new one.
+fn intr_after_end_reshape_check(k: &mut K, m: MdId) {
+    let md = &k.mddevs[m];
+    let ended = md.conf.as_ref().is_some_and(|c| c.reshape_progress == MAX_SECTOR) && md.reshape_position == MAX_SECTOR;
+    let uncommitted = md.geo.layout != md.new_geo.layout || md.geo.chunk != md.new_geo.chunk;
+    if ended && uncommitted && md.test(MD_RECOVERY_INTR) {
+        let detail = format!("{}: the reshape ended, then INTR came before the reap; layout/chunk stay uncommitted", md.name);
+        k.trace(|| format!("model finding intr-after-end-reshape: {detail}"));
+        k.findings.push(crate::sched::Violation { rule: "intr-after-end-reshape", detail });
+    }
+}
+
 /// A sync thread of `m` is inside md_do_sync's reshape loop.
 fn reshape_running(w: &World, m: MdId) -> bool {
     w.mddevs[m].test(MD_RECOVERY_RESHAPE)
@@ -534,6 +548,7 @@ pub fn md_reap_sync_thread(k: &mut K, m: MdId) {
     k.mddevs[m].sync_seq += 1;
     // spare_active(): spares are not modelled.
     if k.test_bit(m, MD_RECOVERY_RESHAPE) && k.mddevs[m].pers {
+        intr_after_end_reshape_check(k, m);
         raid5::raid5_finish_reshape(k, m);
     }
     md_update_sb(k, m, true);

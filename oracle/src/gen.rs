@@ -41,6 +41,10 @@ fn range(u: &mut Unstructured, size: u64) -> Result<Range> {
 const MESSAGES: [&str; 6] = ["idle", "frozen", "resync", "recover", "check", "repair"];
 
 fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> {
+    dm_lvm_op_inner(u, a, legs)
+}
+
+fn dm_lvm_op_inner(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> {
     let dev = a.name.clone();
     Ok(match u.int_in_range(0..=13)? {
         0 => {
@@ -134,7 +138,14 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
         } else {
             io_op(u, &a)?
         };
+        let raw_load = matches!(op, Op::Load { .. });
         ops.push((actor.to_string(), op));
+        if raw_load {
+            // A raw table load is swapped in right away (suspend + resume), so a later lvm
+            // command does not unknowingly resume a table lvm's metadata does not describe.
+            ops.push((admin.into(), Op::Suspend { dev: a.name.clone(), noflush: u.arbitrary()? }));
+            ops.push((admin.into(), Op::Resume { dev: a.name.clone() }));
+        }
     }
     let slen = u.int_in_range(0..=lim.max_schedule)?;
     let mut schedule = Vec::with_capacity(slen);
