@@ -133,9 +133,14 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
         // rs_prepare_reshape(): a reshape is requested.
         let reshape_space = t.data_offset.unwrap_or(0);
         let (old_off, new_off) = if t.delta_disks > 0 {
-            // lvm moved the reshape space to the front: data sits at data_offset now.
+            // Adding disks: forward; lvm moved the reshape space to the front, so the data
+            // sits at data_offset now and moves to 0.
             (reshape_space, 0)
+        } else if t.delta_disks < 0 {
+            // Removing disks: backward; the space is at the end, data moves from 0 to it.
+            (0, reshape_space)
         } else if sb.geo.data_offset == 0 {
+            // Layout/chunk only: the kernel toggles the offset.
             (0, reshape_space)
         } else {
             (sb.geo.data_offset, 0)
