@@ -713,6 +713,12 @@ pub fn update_raid_disks(k: &mut K, m: MdId, disks: u32) -> Result<(), Errno> {
     } else {
         k.mddevs[m].delta_disks = disks as i32 - k.mddevs[m].geo.raid_disks as i32;
         k.mddevs[m].new_geo.raid_disks = disks;
+        // A shrink runs backwards, a grow forwards (in place: the data offset stays).
+        match k.mddevs[m].delta_disks {
+            d if d < 0 => k.mddevs[m].reshape_backwards = true,
+            d if d > 0 => k.mddevs[m].reshape_backwards = false,
+            _ => {}
+        }
         match raid5::check_reshape(k, m) {
             Ok(()) => raid5::raid5_start_reshape(k, m),
             Err(e) => Err(e),

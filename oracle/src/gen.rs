@@ -40,29 +40,13 @@ fn range(u: &mut Unstructured, size: u64) -> Result<Range> {
 
 const MESSAGES: [&str; 6] = ["idle", "frozen", "resync", "recover", "check", "repair"];
 
+/// lvm-side ops. Raw reshape requests (`dmsetup load` with delta_disks / data_offset) are not
+/// generated: dm-raid trusts the table's data_offset, and only lvm knows where the reshape
+/// space is; lvm's own macros issue them.
 fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> {
-    dm_lvm_op_inner(u, a, legs)
-}
-
-fn dm_lvm_op_inner(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> {
     let dev = a.name.clone();
     Ok(match u.int_in_range(0..=13)? {
-        0 => {
-            // A raw reshape request; only removals: adding disks needs lvm's relocation of
-            // the reshape space first (dm-raid trusts the table's data_offset).
-            Op::Load {
-                dev,
-                table: TableArgs {
-                    layout: a.layout,
-                    legs: *legs,
-                    chunk: a.chunk,
-                    delta_disks: -1,
-                    data_offset: Some(4 * a.chunk),
-                    nosync: false,
-                },
-            }
-        }
-        1 | 2 => Op::Reload { dev },
+        0 | 1 | 2 => Op::Reload { dev },
         3 => Op::Suspend { dev, noflush: u.arbitrary()? },
         4 => Op::Resume { dev },
         5 => Op::Message { dev, word: u.choose(&MESSAGES)?.to_string() },
@@ -138,14 +122,7 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
         } else {
             io_op(u, &a)?
         };
-        let raw_load = matches!(op, Op::Load { .. });
         ops.push((actor.to_string(), op));
-        if raw_load {
-            // A raw table load is swapped in right away (suspend + resume), so a later lvm
-            // command does not unknowingly resume a table lvm's metadata does not describe.
-            ops.push((admin.into(), Op::Suspend { dev: a.name.clone(), noflush: u.arbitrary()? }));
-            ops.push((admin.into(), Op::Resume { dev: a.name.clone() }));
-        }
     }
     let slen = u.int_in_range(0..=lim.max_schedule)?;
     let mut schedule = Vec::with_capacity(slen);
