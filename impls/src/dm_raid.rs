@@ -99,6 +99,11 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     }
     let sb = k.members[mem].sb.clone();
     let mut flags = 0u32;
+    if sb.before_finish {
+        let detail = format!("{}: ctr reads a superblock written between end_reshape and raid5_finish_reshape", k.dms[d].name);
+        k.trace(|| format!("model finding sb-before-finish-reshape: {detail}"));
+        k.findings.push(crate::sched::Violation { rule: "sb-before-finish-reshape", detail });
+    }
     // Legs beyond the superblock's count without delta_disks are rebuild legs (lvm's interim
     // reload, or freed legs not yet removed): the array keeps its disk count.
     let extra_legs = t.delta_disks == 0 && sb.valid && t.legs > sb.geo.raid_disks;

@@ -1029,6 +1029,7 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
     let reshaping = md.reshape_position != MAX_SECTOR;
     let geo = if reshaping { md.new_geo } else { md.geo };
     let (prev, pos, back, delta, cp, mem) = (md.geo, md.reshape_position, md.reshape_backwards, md.delta_disks, md.recovery_cp, md.members);
+    let before_finish = !reshaping && (md.geo.layout != md.new_geo.layout || md.geo.chunk != md.new_geo.chunk);
     let sb = &mut k.members[mem].sb;
     sb.valid = true;
     sb.events += 1;
@@ -1038,6 +1039,7 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
     sb.reshape_backwards = back;
     sb.delta_disks = if reshaping { delta } else { 0 };
     sb.recovery_cp = cp;
+    sb.before_finish = before_finish;
     k.mddevs[m].sb_flags &= !((1 << MD_SB_CHANGE_DEVS) | (1 << MD_SB_CHANGE_CLEAN) | (1 << MD_SB_CHANGE_PENDING));
     let name = k.mddevs[m].name.clone();
     k.trace(|| format!("{name} superblock written: reshape_position {}", if pos == MAX_SECTOR { "none".into() } else { pos.to_string() }));

@@ -113,6 +113,9 @@ pub struct Superblock {
     pub delta_disks: i32,
     /// Resync checkpoint (`recovery_cp`; MaxSector = clean).
     pub recovery_cp: Sector,
+    /// Written between end_reshape and raid5_finish_reshape: no reshape recorded, yet the
+    /// layout/chunk are still the previous ones (model finding `sb-before-finish-reshape`).
+    pub before_finish: bool,
 }
 
 /// The member devices of one array: superblock and data, shared by every mddev (table

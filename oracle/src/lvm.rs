@@ -157,6 +157,7 @@ fn serving(k: &mut K, name: &str) -> Option<usize> {
 fn resolve(k: &mut K, name: &str, range: Range) -> Option<(u64, u64)> {
     let m = serving(k, name)?;
     let size = k.mddevs[m].array_sectors;
+    user(k).shadows.get_mut(name).expect("shadow").shrink_to(size);
     let md = &k.mddevs[m];
     let pos = md.conf.as_ref().map(|c| c.reshape_progress).filter(|&p| p != MAX_SECTOR);
     let back = md.reshape_backwards;

@@ -238,6 +238,7 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
                 reshape_backwards: false,
                 delta_disks: 0,
                 recovery_cp: if a.state == InitState::Resync { 0 } else { MAX_SECTOR },
+                before_finish: false,
             },
             dev_data: a.dev,
             dev_blocks,

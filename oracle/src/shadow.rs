@@ -66,6 +66,15 @@ impl Shadow {
         }
     }
 
+    /// The array shrank to `size` blocks (a `--force` stripe removal): what lay beyond is gone,
+    /// and whatever the array later grows into there is undefined until written.
+    pub fn shrink_to(&mut self, size: u64) {
+        if (size as usize) < self.blocks.len() {
+            self.blocks.truncate(size as usize);
+        }
+        self.initial_size = self.initial_size.min(size);
+    }
+
     /// The tags block `b` may hold for a read over `[rs, re]`; None means "anything".
     pub fn allowed(&self, b: u64, rs: u64, re: u64) -> Option<Vec<u64>> {
         let Some(vs) = self.blocks.get(b as usize) else { return None };
