@@ -108,9 +108,11 @@ fn __dm_suspend(k: &mut K, d: DevId, noflush: bool) -> Result<(), Errno> {
         k.dms[d].suspended = true;
         return Ok(());
     };
+    // DMF_NOFLUSH_SUSPENDING is set before presuspend (a bio the presuspend wakes may be
+    // requeued already).
+    k.dms[d].noflush_suspending = noflush;
     dm_raid::raid_presuspend(k, m);
     k.pre();
-    k.dms[d].noflush_suspending = noflush;
     k.dms[d].block_io = true;
     k.pre();
     let q = k.dms[d].wait;

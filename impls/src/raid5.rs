@@ -243,6 +243,31 @@ fn clobbers_unrecorded(k: &K, m: MdId, blocks: &[Sector]) -> bool {
     })
 }
 
+/// Record reshape_position = reshape_progress, wait for the superblock write, then advance
+/// reshape_safe and wake the IO waiting for it. False if interrupted (INTR).
+fn reshape_checkpoint(k: &mut K, m: MdId) -> bool {
+    enter!(k, "reshape_checkpoint");
+    let progress = conf(k, m).reshape_progress;
+    k.mddevs[m].reshape_position = progress;
+    k.mddevs[m].sb_flags |= 1 << MD_SB_CHANGE_DEVS;
+    let d = k.mddevs[m].thread;
+    md::md_wakeup_thread(k, d);
+    let q = k.mddevs[m].sb_wait;
+    k.sleep(q, "reshape_request: waiting for the superblock write", |w| {
+        w.mddevs[m].sb_flags & (1 << MD_SB_CHANGE_DEVS) == 0 || w.mddevs[m].test(MD_RECOVERY_INTR)
+    });
+    if k.test_bit(m, MD_RECOVERY_INTR) {
+        return false;
+    }
+    let pos = k.mddevs[m].reshape_position;
+    let cf = conf_mut(k, m);
+    cf.reshape_safe = pos;
+    cf.units_since_checkpoint = 0;
+    let q = cf.wait_for_overlap;
+    k.wake_up(q);
+    true
+}
+
 /// `reshape_request()`: move one unit from the previous to the new geometry.
 fn reshape_request(k: &mut K, m: MdId, j: Sector) -> Sector {
     enter!(k, "reshape_request");
@@ -267,25 +292,8 @@ fn reshape_request(k: &mut K, m: MdId, j: Sector) -> Sector {
         return unit;
     }
     let blocks: Vec<Sector> = (lo..hi).collect();
-    if c.units_since_checkpoint >= CHECKPOINT_UNITS || clobbers_unrecorded(k, m, &blocks) {
-        // Record reshape_position, wait for the superblock write, then advance reshape_safe.
-        k.mddevs[m].reshape_position = progress;
-        k.mddevs[m].sb_flags |= 1 << MD_SB_CHANGE_DEVS;
-        let d = k.mddevs[m].thread;
-        md::md_wakeup_thread(k, d);
-        let q = k.mddevs[m].sb_wait;
-        k.sleep(q, "reshape_request: waiting for the superblock write", |w| {
-            w.mddevs[m].sb_flags & (1 << MD_SB_CHANGE_DEVS) == 0 || w.mddevs[m].test(MD_RECOVERY_INTR)
-        });
-        if k.test_bit(m, MD_RECOVERY_INTR) {
-            return 0;
-        }
-        let pos = k.mddevs[m].reshape_position;
-        let cf = conf_mut(k, m);
-        cf.reshape_safe = pos;
-        cf.units_since_checkpoint = 0;
-        let q = cf.wait_for_overlap;
-        k.wake_up(q);
+    if (c.units_since_checkpoint >= CHECKPOINT_UNITS || clobbers_unrecorded(k, m, &blocks)) && !reshape_checkpoint(k, m) {
+        return 0;
     }
     // Advance reshape_progress first (the destination stripes are EXPANDING): from here IO to
     // the unit falls in the window reshape_safe..reshape_progress and waits, so no write can
@@ -313,6 +321,10 @@ fn reshape_request(k: &mut K, m: MdId, j: Sector) -> Sector {
         let (d, s) = map_block(&c.geo, b);
         k.members[mem].disks[d][s] = v;
         k.members[mem].origin[d][s] = who;
+    }
+    // Reaching resync_max (sync_max): record the position before md_do_sync sleeps there.
+    if j + (hi - lo) >= k.mddevs[m].resync_max && !reshape_checkpoint(k, m) {
+        return 0;
     }
     hi - lo
 }
