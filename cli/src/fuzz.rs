@@ -25,7 +25,10 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     } else {
         (s, 1.0)
     };
-    num.parse::<f64>().ok().filter(|v| *v >= 0.0).map(|v| Duration::from_secs_f64(v * mul))
+    num.parse::<f64>()
+        .ok()
+        .filter(|v| *v >= 0.0)
+        .map(|v| Duration::from_secs_f64(v * mul))
 }
 
 #[derive(Default)]
@@ -51,11 +54,30 @@ impl Rng {
     }
 }
 
-pub fn fuzz(target: &str, kernel: &str, time: &str, jobs: usize, seed: u64, max_ops: usize, out: &Path) -> Result<bool, BadInput> {
-    let target = Target::parse(target).ok_or_else(|| bad(anyhow!("--target: expected postfix, differential or hunt, found `{target}`")))?;
+pub fn fuzz(
+    target: &str,
+    kernel: &str,
+    time: &str,
+    jobs: usize,
+    seed: u64,
+    max_ops: usize,
+    out: &Path,
+) -> Result<bool, BadInput> {
+    let target = Target::parse(target).ok_or_else(|| {
+        bad(anyhow!(
+            "--target: expected postfix, differential or hunt, found `{target}`"
+        ))
+    })?;
     let hunted = parse_kernel(kernel)?;
-    let budget = parse_duration(time).ok_or_else(|| bad(anyhow!("--time: expected a duration like 30s or 2m, found `{time}`")))?;
-    let lim = Limits { max_ops: max_ops.max(1), max_schedule: 64 };
+    let budget = parse_duration(time).ok_or_else(|| {
+        bad(anyhow!(
+            "--time: expected a duration like 30s or 2m, found `{time}`"
+        ))
+    })?;
+    let lim = Limits {
+        max_ops: max_ops.max(1),
+        max_schedule: 64,
+    };
     let stats = Arc::new(Mutex::new(Stats::default()));
     let start = Instant::now();
     let pb = ProgressBar::new_spinner();
@@ -64,7 +86,9 @@ pub fn fuzz(target: &str, kernel: &str, time: &str, jobs: usize, seed: u64, max_
         .map(|j| {
             let (stats, hunted) = (stats.clone(), hunted.clone());
             std::thread::spawn(move || {
-                let mut rng = Rng((seed.wrapping_add(j as u64 * 0x9e37_79b9)).wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+                let mut rng = Rng((seed.wrapping_add(j as u64 * 0x9e37_79b9))
+                    .wrapping_mul(0x2545_f491_4f6c_dd1d)
+                    | 1);
                 while start.elapsed() < budget {
                     let s = from_bytes(&rng.bytes(), lim);
                     let (outs, fail) = check(target, &hunted, &s);
@@ -87,7 +111,11 @@ pub fn fuzz(target: &str, kernel: &str, time: &str, jobs: usize, seed: u64, max_
         std::thread::sleep(Duration::from_millis(200));
         let st = stats.lock().unwrap();
         let secs = start.elapsed().as_secs_f64().max(0.001);
-        let v: Vec<String> = st.verdicts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let v: Vec<String> = st
+            .verdicts
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         pb.set_message(format!(
             "execs {} ({:.0}/s, {:.0} runs/s) | {} | failures: {}",
             st.execs,
@@ -129,16 +157,34 @@ pub fn fuzz(target: &str, kernel: &str, time: &str, jobs: usize, seed: u64, max_
 
 /// Minimizes a failing scenario (same verdict under the failing kernel) and writes it with a
 /// comment and the verdict of every named kernel as its expectations.
-fn save_finding(out: &Path, target: Target, hunted: &Kernel, s: &Scenario, f: &Failure) -> anyhow::Result<String> {
+fn save_finding(
+    out: &Path,
+    target: Target,
+    hunted: &Kernel,
+    s: &Scenario,
+    f: &Failure,
+) -> anyhow::Result<String> {
     let k = Kernel::parse(&f.kernel).map_err(|e| anyhow!(e.0))?;
-    let want = Expect { kernel: f.kernel.clone(), verdict: f.outcome.verdict, token: Some(f.outcome.token.clone()) };
+    let want = Expect {
+        kernel: f.kernel.clone(),
+        verdict: f.outcome.verdict,
+        token: Some(f.outcome.token.clone()),
+    };
     let keep = |c: &Scenario| run(c, &k, &RunOptions::default()).is_ok_and(|o| o.matches(&want));
     let mut m = minimize(s, &keep);
     m.comments = vec![
-        format!("Found by `mdfuzz fuzz --target {target:?}` (kernel {}): {}.", hunted.name(), f.why).to_lowercase(),
+        format!(
+            "Found by `mdfuzz fuzz --target {target:?}` (kernel {}): {}.",
+            hunted.name(),
+            f.why
+        )
+        .to_lowercase(),
         "Minimized; the expect lines are what each kernel did when it was saved.".into(),
     ];
-    let mut names: Vec<String> = kernels_for(Target::Differential, hunted).iter().map(|k| k.name().to_string()).collect();
+    let mut names: Vec<String> = kernels_for(Target::Differential, hunted)
+        .iter()
+        .map(|k| k.name().to_string())
+        .collect();
     if !names.contains(&f.kernel) {
         names.push(f.kernel.clone());
     }
@@ -147,10 +193,24 @@ fn save_finding(out: &Path, target: Target, hunted: &Kernel, s: &Scenario, f: &F
         let kk = Kernel::parse(&n).map_err(|e| anyhow!(e.0))?;
         if let Ok(o) = run(&m, &kk, &RunOptions::default()) {
             let token = (!o.token.is_empty()).then(|| o.token.clone());
-            m.expects.push(Expect { kernel: n, verdict: o.verdict, token });
+            m.expects.push(Expect {
+                kernel: n,
+                verdict: o.verdict,
+                token,
+            });
         }
     }
-    let file: String = f.signature.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' }).collect();
+    let file: String = f
+        .signature
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     let path = out.join(format!("{file}.scn"));
     std::fs::write(&path, m.to_string())?;
     let _ = VerdictKind::Pass;

@@ -6,14 +6,18 @@ use clap::{Parser, Subcommand};
 use md_model::kernel::{Series, NAMED, PATCHES};
 use md_model::Kernel;
 use md_oracle::scenario::{Expect, Scenario, VerdictKind};
-use md_oracle::{run, text, RunOptions, Tail};
+use md_oracle::{run, text, RunOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const DEFAULT_KERNELS: [&str; 3] = ["v6.7", "v6.7+v2", "v6.9"];
 
 #[derive(Parser)]
-#[command(name = "mdfuzz", version, about = "Test bench for the md / dm-raid sync_thread lifecycle (Linux v6.7 and its fixes)")]
+#[command(
+    name = "mdfuzz",
+    version,
+    about = "Test bench for the md / dm-raid sync_thread lifecycle (Linux v6.7 and its fixes)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -98,9 +102,29 @@ fn main() -> ExitCode {
             kernels();
             Ok(true)
         }
-        Cmd::Replay { paths, kernels, trace, json } => replay(&paths, &kernels, trace, json),
-        Cmd::Search { file, kernel, want, tries, seed, len } => search(&file, &kernel, &want, tries, seed, len),
-        Cmd::Fuzz { target, kernel, time, jobs, seed, max_ops, out } => fuzz::fuzz(&target, &kernel, &time, jobs, seed, max_ops, &out),
+        Cmd::Replay {
+            paths,
+            kernels,
+            trace,
+            json,
+        } => replay(&paths, &kernels, trace, json),
+        Cmd::Search {
+            file,
+            kernel,
+            want,
+            tries,
+            seed,
+            len,
+        } => search(&file, &kernel, &want, tries, seed, len),
+        Cmd::Fuzz {
+            target,
+            kernel,
+            time,
+            jobs,
+            seed,
+            max_ops,
+            out,
+        } => fuzz::fuzz(&target, &kernel, &time, jobs, seed, max_ops, &out),
         Cmd::Minimize { file, kernel } => minimize(&file, &kernel),
         Cmd::Import { artifact } => import(&artifact),
     };
@@ -131,14 +155,20 @@ fn kernels() {
             Series::Merged68 => "merged 6.8",
             Series::Merged69 => "merged 6.9",
         };
-        let note = if p.changes.is_empty() { format!("  [no behaviour modelled: {}]", p.note) } else { String::new() };
+        let note = if p.changes.is_empty() {
+            format!("  [no behaviour modelled: {}]", p.note)
+        } else {
+            String::new()
+        };
         println!("  {:<13} {:<11} {}{note}", p.name, series, p.title);
     }
     println!("\nExamples: v6.7+p1,p2,p3,p4   v6.7-c467e97f079f   v6.9-41425f96d7aa+p11");
 }
 
 fn load(path: &Path) -> Result<Scenario, BadInput> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display())).map_err(bad)?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))
+        .map_err(bad)?;
     text::parse(&text).map_err(|e| bad(anyhow!("{}:{e}", path.display())))
 }
 
@@ -167,18 +197,32 @@ pub fn parse_kernel(name: &str) -> Result<Kernel, BadInput> {
     Kernel::parse(name).map_err(bad)
 }
 
-fn replay(paths: &[PathBuf], kernels: &[String], trace: bool, json: bool) -> Result<bool, BadInput> {
+fn replay(
+    paths: &[PathBuf],
+    kernels: &[String],
+    trace: bool,
+    json: bool,
+) -> Result<bool, BadInput> {
     let files = scenario_files(paths)?;
-    let explicit: Vec<Kernel> = kernels.iter().map(|k| parse_kernel(k)).collect::<Result<_, _>>()?;
+    let explicit: Vec<Kernel> = kernels
+        .iter()
+        .map(|k| parse_kernel(k))
+        .collect::<Result<_, _>>()?;
     let mut scenarios = Vec::new();
     for f in &files {
         scenarios.push((f.clone(), load(f)?));
     }
-    let opts = RunOptions { trace, tail: Tail::RoundRobin };
+    let opts = RunOptions {
+        trace,
+        ..RunOptions::default()
+    };
     let mut all_ok = true;
     let (mut passed, mut failed) = (0, 0);
     if !json {
-        println!("{:<52} {:<22} {:<40} {:<28} ok", "scenario", "kernel", "verdict", "expected");
+        println!(
+            "{:<68} {:<22} {:<40} {:<28} ok",
+            "scenario", "kernel", "verdict", "expected"
+        );
     }
     for (f, s) in &scenarios {
         let ks: Vec<Kernel> = if explicit.is_empty() {
@@ -188,19 +232,32 @@ fn replay(paths: &[PathBuf], kernels: &[String], trace: bool, json: bool) -> Res
                     names.push(e.kernel.clone());
                 }
             }
-            names.iter().map(|n| parse_kernel(n)).collect::<Result<_, _>>()?
+            names
+                .iter()
+                .map(|n| parse_kernel(n))
+                .collect::<Result<_, _>>()?
         } else {
             explicit.clone()
         };
-        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         for k in &ks {
             let expect: Option<&Expect> = s.expects.iter().find(|e| e.kernel == k.name());
             let (verdict, token, detail, tr) = match run(s, k, &opts) {
-                Ok(o) => (o.verdict.name().to_string(), o.token.clone(), o.detail.clone(), o.trace),
+                Ok(o) => (
+                    o.verdict.name().to_string(),
+                    o.token.clone(),
+                    o.detail.clone(),
+                    o.trace,
+                ),
                 Err(e) => ("model-error".to_string(), String::new(), e, Vec::new()),
             };
             let ok = match expect {
-                Some(e) => e.verdict.name() == verdict && e.token.as_ref().is_none_or(|t| *t == token),
+                Some(e) => {
+                    e.verdict.name() == verdict && e.token.as_ref().is_none_or(|t| *t == token)
+                }
                 None => verdict != "model-error",
             };
             if ok {
@@ -209,9 +266,22 @@ fn replay(paths: &[PathBuf], kernels: &[String], trace: bool, json: bool) -> Res
                 failed += 1;
                 all_ok = false;
             }
-            let shown = if token.is_empty() { verdict.clone() } else { format!("{verdict} {token}") };
+            let shown = if token.is_empty() {
+                verdict.clone()
+            } else {
+                format!("{verdict} {token}")
+            };
             let exp = expect
-                .map(|e| format!("{}{}", e.verdict, e.token.as_ref().map(|t| format!(" {t}")).unwrap_or_default()))
+                .map(|e| {
+                    format!(
+                        "{}{}",
+                        e.verdict,
+                        e.token
+                            .as_ref()
+                            .map(|t| format!(" {t}"))
+                            .unwrap_or_default()
+                    )
+                })
                 .unwrap_or_else(|| "-".into());
             if json {
                 let v = serde_json::json!({
@@ -220,7 +290,14 @@ fn replay(paths: &[PathBuf], kernels: &[String], trace: bool, json: bool) -> Res
                 });
                 println!("{v}");
             } else {
-                println!("{:<52} {:<22} {:<40} {:<28} {}", name, k.name(), shown, exp, if ok { "yes" } else { "NO" });
+                println!(
+                    "{:<68} {:<22} {:<40} {:<28} {}",
+                    name,
+                    k.name(),
+                    shown,
+                    exp,
+                    if ok { "yes" } else { "NO" }
+                );
                 if !ok || verdict == "model-error" {
                     for l in detail.lines().take(20) {
                         println!("      {l}");
@@ -245,14 +322,28 @@ fn replay(paths: &[PathBuf], kernels: &[String], trace: bool, json: bool) -> Res
     Ok(all_ok)
 }
 
-fn search(file: &Path, kernel: &str, want: &str, tries: u32, seed: u64, len: usize) -> Result<bool, BadInput> {
+fn search(
+    file: &Path,
+    kernel: &str,
+    want: &str,
+    tries: u32,
+    seed: u64,
+    len: usize,
+) -> Result<bool, BadInput> {
     let mut s = load(file)?;
     let k = parse_kernel(kernel)?;
     let mut words = want.split_whitespace();
     let v = words.next().unwrap_or("");
-    let verdict = VerdictKind::ALL.into_iter().find(|x| x.name() == v).ok_or_else(|| bad(anyhow!("--want: unknown verdict `{v}`")))?;
+    let verdict = VerdictKind::ALL
+        .into_iter()
+        .find(|x| x.name() == v)
+        .ok_or_else(|| bad(anyhow!("--want: unknown verdict `{v}`")))?;
     let token = words.next().map(|t| t.to_string());
-    let want = Expect { kernel: kernel.to_string(), verdict, token };
+    let want = Expect {
+        kernel: kernel.to_string(),
+        verdict,
+        token,
+    };
     let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     for i in 0..tries {
         let sched: Vec<u8> = (0..len)
@@ -282,16 +373,29 @@ fn minimize(file: &Path, kernel: &str) -> Result<bool, BadInput> {
     let s = load(file)?;
     let k = parse_kernel(kernel)?;
     let o = run(&s, &k, &RunOptions::default()).map_err(|e| bad(anyhow!("model error: {e}")))?;
-    let want = Expect { kernel: kernel.to_string(), verdict: o.verdict, token: Some(o.token.clone()) };
+    let want = Expect {
+        kernel: kernel.to_string(),
+        verdict: o.verdict,
+        token: Some(o.token.clone()),
+    };
     let keep = md_oracle::campaign::same_verdict(&k, &want);
     let m = md_oracle::campaign::minimize(&s, &keep);
-    eprintln!("kept {} under {kernel}: {} -> {} ops, schedule {} -> {}", o.short(), s.ops.len(), m.ops.len(), s.schedule.len(), m.schedule.len());
+    eprintln!(
+        "kept {} under {kernel}: {} -> {} ops, schedule {} -> {}",
+        o.short(),
+        s.ops.len(),
+        m.ops.len(),
+        s.schedule.len(),
+        m.schedule.len()
+    );
     print!("{m}");
     Ok(true)
 }
 
 fn import(artifact: &Path) -> Result<bool, BadInput> {
-    let bytes = std::fs::read(artifact).with_context(|| format!("{}: cannot read", artifact.display())).map_err(bad)?;
+    let bytes = std::fs::read(artifact)
+        .with_context(|| format!("{}: cannot read", artifact.display()))
+        .map_err(bad)?;
     let s = md_oracle::gen::decode_input(&bytes);
     print!("# imported from {}\n{s}", artifact.display());
     Ok(true)

@@ -64,7 +64,9 @@ pub fn dm_create(k: &mut K, name: &str, members: usize) -> DevId {
 
 fn suspend_lock(k: &mut K, d: DevId) {
     let q = k.dms[d].wait;
-    k.sleep(q, "dm: waiting for suspend_lock", |w| w.dms[d].suspend_lock.is_none());
+    k.sleep(q, "dm: waiting for suspend_lock", |w| {
+        w.dms[d].suspend_lock.is_none()
+    });
     k.dms[d].suspend_lock = Some(k.cx.task);
 }
 
@@ -116,12 +118,19 @@ fn __dm_suspend(k: &mut K, d: DevId, noflush: bool) -> Result<(), Errno> {
     k.dms[d].block_io = true;
     k.pre();
     let q = k.dms[d].wait;
-    k.sleep(q, "dm_suspend: waiting for in-flight bios", |w| w.dms[d].in_flight == 0);
+    k.sleep(q, "dm_suspend: waiting for in-flight bios", |w| {
+        w.dms[d].in_flight == 0
+    });
     k.dms[d].noflush_suspending = false;
     dm_raid::raid_postsuspend(k, m);
     k.dms[d].suspended = true;
     let name = k.dms[d].name.clone();
-    k.trace(|| format!("dm {name} suspended{}", if noflush { " (noflush)" } else { "" }));
+    k.trace(|| {
+        format!(
+            "dm {name} suspended{}",
+            if noflush { " (noflush)" } else { "" }
+        )
+    });
     Ok(())
 }
 
@@ -226,10 +235,18 @@ pub fn dm_submit_bio(k: &mut K, d: DevId, bio: BioId) {
     enter!(k, "dm_submit_bio");
     loop {
         let q = k.dms[d].wait;
-        k.sleep(q, "dm_submit_bio: deferred while the device is suspended", |w| !w.dms[d].block_io || w.dms[d].removed);
+        k.sleep(
+            q,
+            "dm_submit_bio: deferred while the device is suspended",
+            |w| !w.dms[d].block_io || w.dms[d].removed,
+        );
         if k.dms[d].removed {
             // The device went away under a deferred bio: failing it is expected.
-            k.io_refusals.push(crate::sched::IoRefusal { bio, justified: true, why: "device removed".into() });
+            k.io_refusals.push(crate::sched::IoRefusal {
+                bio,
+                justified: true,
+                why: "device removed".into(),
+            });
             k.bios[bio].status = Some(Err(EIO));
             return;
         }
@@ -251,7 +268,9 @@ pub fn dm_submit_bio(k: &mut K, d: DevId, bio: BioId) {
                     continue;
                 }
                 k.bios[bio].status = Some(Err(EIO));
-                k.trace(|| format!("bio {bio} DM_MAPIO_REQUEUE without a noflush suspend -> BLK_STS_IOERR"));
+                k.trace(|| {
+                    format!("bio {bio} DM_MAPIO_REQUEUE without a noflush suspend -> BLK_STS_IOERR")
+                });
                 return;
             }
         }

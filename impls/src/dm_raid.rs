@@ -54,7 +54,9 @@ pub enum MapResult {
 }
 
 fn rs_test(k: &K, m: MdId, f: u32) -> bool {
-    k.raid_sets[m].as_ref().is_some_and(|rs| rs.runtime_flags & (1 << f) != 0)
+    k.raid_sets[m]
+        .as_ref()
+        .is_some_and(|rs| rs.runtime_flags & (1 << f) != 0)
 }
 fn rs_set(k: &mut K, m: MdId, f: u32) {
     if let Some(rs) = k.raid_sets[m].as_mut() {
@@ -100,9 +102,15 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     let sb = k.members[mem].sb.clone();
     let mut flags = 0u32;
     if sb.before_finish {
-        let detail = format!("{}: ctr reads a superblock written between end_reshape and raid5_finish_reshape", k.dms[d].name);
+        let detail = format!(
+            "{}: ctr reads a superblock written between end_reshape and raid5_finish_reshape",
+            k.dms[d].name
+        );
         k.trace(|| format!("model finding sb-before-finish-reshape: {detail}"));
-        k.findings.push(crate::sched::Violation { rule: "sb-before-finish-reshape", detail });
+        k.findings.push(crate::sched::Violation {
+            rule: "sb-before-finish-reshape",
+            detail,
+        });
     }
     // Legs beyond the superblock's count without delta_disks are rebuild legs (lvm's interim
     // reload, or freed legs not yet removed): the array keeps its disk count.
@@ -114,7 +122,11 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     } else {
         t.legs
     };
-    let new_disks = if extra_legs { sb.geo.raid_disks } else { t.new_raid_disks() };
+    let new_disks = if extra_legs {
+        sb.geo.raid_disks
+    } else {
+        t.new_raid_disks()
+    };
     if sb.valid && sb.reshape_position == MAX_SECTOR && old_disks != sb.geo.raid_disks {
         // A table whose legs do not match the superblocks (and no delta_disks).
         return Err(EINVAL);
@@ -122,10 +134,19 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     k.dms[d].instances += 1;
     let name = format!("{}#{}", k.dms[d].name, k.dms[d].instances);
     let m = md::mddev_alloc(k, name, mem, true);
-    let new_geo = Geo { raid_disks: new_disks, layout: t.layout, chunk: t.chunk, data_offset: 0 };
+    let new_geo = Geo {
+        raid_disks: new_disks,
+        layout: t.layout,
+        chunk: t.chunk,
+        data_offset: 0,
+    };
     if !sb.valid {
         // A new array: build it from the table; resync unless nosync.
-        let g = Geo { raid_disks: t.legs, data_offset: t.data_offset.unwrap_or(0), ..new_geo };
+        let g = Geo {
+            raid_disks: t.legs,
+            data_offset: t.data_offset.unwrap_or(0),
+            ..new_geo
+        };
         let md = &mut k.mddevs[m];
         md.geo = g;
         md.new_geo = g;
@@ -151,15 +172,26 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
             (sb.geo.data_offset, 0)
         };
         let md = &mut k.mddevs[m];
-        md.geo = Geo { raid_disks: old_disks, data_offset: old_off, ..sb.geo };
-        md.new_geo = Geo { data_offset: new_off, ..new_geo };
+        md.geo = Geo {
+            raid_disks: old_disks,
+            data_offset: old_off,
+            ..sb.geo
+        };
+        md.new_geo = Geo {
+            data_offset: new_off,
+            ..new_geo
+        };
         md.delta_disks = new_geo.raid_disks as i32 - old_disks as i32;
         md.recovery_cp = sb.recovery_cp;
         flags |= (1 << RT_FLAG_RESHAPE_RS) | (1 << RT_FLAG_UPDATE_SBS);
     } else {
         md::md_load_sb(k, m, &sb);
     }
-    k.raid_sets[m] = Some(RaidSet { dev: d, table: t.clone(), runtime_flags: flags });
+    k.raid_sets[m] = Some(RaidSet {
+        dev: d,
+        table: t.clone(),
+        runtime_flags: flags,
+    });
     k.mddevs[m].ro = Ro::MdRdonly;
     k.mddevs[m].in_sync = true;
     if !really_frozen(k) {
@@ -209,9 +241,16 @@ pub fn raid_map(k: &mut K, m: MdId, bio: BioId) -> MapResult {
     enter!(k, "raid_map");
     let end = k.bios[bio].start + k.bios[bio].len;
     if end > k.mddevs[m].array_sectors {
-        let why = format!("bio ends at {end}, beyond the array ({})", k.mddevs[m].array_sectors);
+        let why = format!(
+            "bio ends at {end}, beyond the array ({})",
+            k.mddevs[m].array_sectors
+        );
         // Pre-fix and post-fix alike: IO beyond a shrunk array fails.
-        k.io_refusals.push(crate::sched::IoRefusal { bio, justified: true, why });
+        k.io_refusals.push(crate::sched::IoRefusal {
+            bio,
+            justified: true,
+            why,
+        });
         return MapResult::Requeue;
     }
     // 41425f96d7aa: md_handle_request hands back a bio that crossed a stalled reshape.
@@ -226,7 +265,9 @@ pub fn decipher_sync_action(md: &Mddev) -> &'static str {
     if md.test(MD_RECOVERY_FROZEN) {
         return "frozen";
     }
-    if !md.test(MD_RECOVERY_DONE) && (md.test(MD_RECOVERY_RUNNING) || (md_is_rdwr(md) && md.test(MD_RECOVERY_NEEDED))) {
+    if !md.test(MD_RECOVERY_DONE)
+        && (md.test(MD_RECOVERY_RUNNING) || (md_is_rdwr(md) && md.test(MD_RECOVERY_NEEDED)))
+    {
         if md.test(MD_RECOVERY_RESHAPE) || md.reshape_position != MAX_SECTOR {
             return "reshape";
         }
@@ -364,7 +405,10 @@ pub fn raid_postsuspend(k: &mut K, m: MdId) {
     }
     if really_frozen(k) && k.mddevs[m].sync_thread.is_some() {
         let name = k.mddevs[m].name.clone();
-        k.violation("sync-thread-after-postsuspend", format!("{name} is suspended with a registered sync thread"));
+        k.violation(
+            "sync-thread-after-postsuspend",
+            format!("{name} is suspended with a registered sync thread"),
+        );
     }
 }
 
@@ -448,10 +492,10 @@ pub fn raid_resume(k: &mut K, m: MdId) {
         return;
     }
     md::stale_position_check(k, m);
-    if k.k.has(Change::MergedReallyFrozen) {
-        if !k.test_bit(m, MD_RECOVERY_FROZEN) || k.test_bit(m, MD_RECOVERY_RUNNING) {
-            k.trace(|| "WARN_ON_ONCE(!FROZEN || RUNNING) in raid_resume".into());
-        }
+    if k.k.has(Change::MergedReallyFrozen)
+        && (!k.test_bit(m, MD_RECOVERY_FROZEN) || k.test_bit(m, MD_RECOVERY_RUNNING))
+    {
+        k.trace(|| "WARN_ON_ONCE(!FROZEN || RUNNING) in raid_resume".into());
     }
     if k.k.has(Change::WaitReshapeRequeues) {
         rs_clear(k, m, RT_FLAG_RS_FROZEN);
@@ -481,12 +525,26 @@ pub fn raid_status(k: &K, m: MdId) -> (String, Sector, Sector, &'static str) {
     let total = md.array_sectors;
     let (health, progress) = if md.reshape_position != MAX_SECTOR {
         let old = md.geo.raid_disks;
-        let h: String = (0..md.new_geo.raid_disks).map(|i| if i < old { 'A' } else { 'a' }).collect();
+        let h: String = (0..md.new_geo.raid_disks)
+            .map(|i| if i < old { 'A' } else { 'a' })
+            .collect();
         let c = md.conf.as_ref();
-        let p = c.map(|c| if md.reshape_backwards { total.saturating_sub(c.reshape_progress.min(total)) } else { c.reshape_progress.min(total) }).unwrap_or(0);
+        let p = c
+            .map(|c| {
+                if md.reshape_backwards {
+                    total.saturating_sub(c.reshape_progress.min(total))
+                } else {
+                    c.reshape_progress.min(total)
+                }
+            })
+            .unwrap_or(0);
         (h, p)
     } else if md.recovery_cp < MAX_SECTOR {
-        let p = if action == "idle" && !md.test(MD_RECOVERY_INTR) { md.recovery_cp } else { md.curr_resync_completed };
+        let p = if action == "idle" && !md.test(MD_RECOVERY_INTR) {
+            md.recovery_cp
+        } else {
+            md.curr_resync_completed
+        };
         ("a".repeat(md.geo.raid_disks as usize), p.min(total))
     } else {
         ("A".repeat(md.geo.raid_disks as usize), total)

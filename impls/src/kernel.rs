@@ -87,34 +87,204 @@ use Change as C;
 use Series as S;
 
 pub const PATCHES: &[Patch] = &[
-    Patch { name: "c467e97f079f", title: "md/raid6: use valid sector values to determine if an I/O should wait on the reshape", series: S::Base, changes: &[C::StripeAheadValidSectors], note: "" },
-    Patch { name: "f52f5c71f3d4", title: "md: fix stopping sync thread", series: S::Base, changes: &[C::StopSyncThreadViaDaemon], note: "" },
-    Patch { name: "p1", title: "md: don't ignore suspended array in md_check_recovery()", series: S::V2, changes: &[C::CheckRecoveryServesSuspended], note: "" },
-    Patch { name: "p2", title: "md: don't ignore read-only array in md_check_recovery()", series: S::V2, changes: &[C::CheckRecoveryReapsReadOnly], note: "" },
-    Patch { name: "p3", title: "md: make sure md_do_sync() will set MD_RECOVERY_DONE", series: S::V2, changes: &[C::DoSyncAlwaysSetsDone], note: "" },
-    Patch { name: "p4", title: "md: don't register sync_thread for reshape directly", series: S::V2, changes: &[C::NoDirectReshapeRegistration], note: "" },
-    Patch { name: "p5", title: "md: export helpers to stop sync_thread", series: S::V2, changes: &[C::V2HelpersTakeSyncMutex], note: "the helpers are used by p6/p7; on their own they change nothing but the lock order" },
-    Patch { name: "p6", title: "dm-raid: really frozen sync_thread during suspend", series: S::V2, changes: &[C::V2ReallyFrozen], note: "" },
-    Patch { name: "p7", title: "md/dm-raid: don't call md_reap_sync_thread() directly", series: S::V2, changes: &[C::MessageUsesStopHelpers], note: "" },
-    Patch { name: "p8", title: "dm-raid: remove mddev_suspend/resume()", series: S::V2, changes: &[C::V2NoMddevSuspend], note: "" },
-    Patch { name: "p9", title: "dm-raid: add a new helper prepare_suspend() in md_personality", series: S::V2, changes: &[C::V2PresuspendPrepares], note: "" },
-    Patch { name: "p10", title: "md: export helper md_is_rdwr()", series: S::V2, changes: &[], note: "moves an inline helper to md.h; no behaviour" },
-    Patch { name: "p11", title: "md/raid456: fix a deadlock for dm-raid456 while io concurrent with reshape", series: S::V2, changes: &[C::V2ReshapeDisabledFailsIo], note: "" },
-    Patch { name: "855678ed8534", title: "md: Fix missing release of 'active_io' for flush", series: S::Merged68, changes: &[], note: "flush bios are not modelled (no REQ_PREFLUSH in scenarios)" },
-    Patch { name: "1baae052cccd", title: "md: Don't ignore suspended array in md_check_recovery()", series: S::Merged68, changes: &[C::CheckRecoveryServesSuspended], note: "" },
-    Patch { name: "55a48ad2db64", title: "md: Don't ignore read-only array in md_check_recovery()", series: S::Merged68, changes: &[C::CheckRecoveryReapsReadOnly], note: "" },
-    Patch { name: "82ec0ae59d02", title: "md: Make sure md_do_sync() will set MD_RECOVERY_DONE", series: S::Merged68, changes: &[C::DoSyncAlwaysSetsDone], note: "" },
-    Patch { name: "ad39c08186f8", title: "md: Don't register sync_thread for reshape directly", series: S::Merged68, changes: &[C::NoDirectReshapeRegistration], note: "" },
-    Patch { name: "9e46c70e829b", title: "md: Don't suspend the array for interrupted reshape", series: S::Merged68, changes: &[C::NoSuspendForInterruptedReshape], note: "" },
-    Patch { name: "2f03d0c2cd45", title: "md: don't clear MD_RECOVERY_FROZEN for new dm-raid until resume", series: S::Merged69, changes: &[C::MdRunKeepsDmFrozen], note: "" },
-    Patch { name: "7a2347e284d7", title: "md: export helpers to stop sync_thread", series: S::Merged69, changes: &[], note: "merged helpers take no sync_mutex; used by 16c4770c75b1/cd32b27a66db" },
-    Patch { name: "314e9af06551", title: "md: export helper md_is_rdwr()", series: S::Merged69, changes: &[], note: "moves an inline helper to md.h; no behaviour" },
-    Patch { name: "503f9d43790f", title: "md: add a new helper reshape_interrupted()", series: S::Merged69, changes: &[], note: "a helper; used by 5625ff8b72b0/41425f96d7aa" },
-    Patch { name: "16c4770c75b1", title: "dm-raid: really frozen sync_thread during suspend", series: S::Merged69, changes: &[C::MergedReallyFrozen], note: "" },
-    Patch { name: "cd32b27a66db", title: "md/dm-raid: don't call md_reap_sync_thread() directly", series: S::Merged69, changes: &[C::MessageUsesStopHelpers], note: "" },
-    Patch { name: "5625ff8b72b0", title: "dm-raid: add a new helper prepare_suspend() in md_personality", series: S::Merged69, changes: &[C::MergedPresuspendPrepares], note: "" },
-    Patch { name: "41425f96d7aa", title: "dm-raid456, md/raid456: fix a deadlock for dm-raid456 while io concurrent with reshape", series: S::Merged69, changes: &[C::WaitReshapeRequeues], note: "" },
-    Patch { name: "95009ae904b1", title: "dm-raid: fix lockdep waring in \"pers->hot_add_disk\"", series: S::Merged69, changes: &[C::ResumeLocksRestore], note: "" },
+    Patch {
+        name: "c467e97f079f",
+        title:
+            "md/raid6: use valid sector values to determine if an I/O should wait on the reshape",
+        series: S::Base,
+        changes: &[C::StripeAheadValidSectors],
+        note: "",
+    },
+    Patch {
+        name: "f52f5c71f3d4",
+        title: "md: fix stopping sync thread",
+        series: S::Base,
+        changes: &[C::StopSyncThreadViaDaemon],
+        note: "",
+    },
+    Patch {
+        name: "p1",
+        title: "md: don't ignore suspended array in md_check_recovery()",
+        series: S::V2,
+        changes: &[C::CheckRecoveryServesSuspended],
+        note: "",
+    },
+    Patch {
+        name: "p2",
+        title: "md: don't ignore read-only array in md_check_recovery()",
+        series: S::V2,
+        changes: &[C::CheckRecoveryReapsReadOnly],
+        note: "",
+    },
+    Patch {
+        name: "p3",
+        title: "md: make sure md_do_sync() will set MD_RECOVERY_DONE",
+        series: S::V2,
+        changes: &[C::DoSyncAlwaysSetsDone],
+        note: "",
+    },
+    Patch {
+        name: "p4",
+        title: "md: don't register sync_thread for reshape directly",
+        series: S::V2,
+        changes: &[C::NoDirectReshapeRegistration],
+        note: "",
+    },
+    Patch {
+        name: "p5",
+        title: "md: export helpers to stop sync_thread",
+        series: S::V2,
+        changes: &[C::V2HelpersTakeSyncMutex],
+        note: "the helpers are used by p6/p7; on their own they change nothing but the lock order",
+    },
+    Patch {
+        name: "p6",
+        title: "dm-raid: really frozen sync_thread during suspend",
+        series: S::V2,
+        changes: &[C::V2ReallyFrozen],
+        note: "",
+    },
+    Patch {
+        name: "p7",
+        title: "md/dm-raid: don't call md_reap_sync_thread() directly",
+        series: S::V2,
+        changes: &[C::MessageUsesStopHelpers],
+        note: "",
+    },
+    Patch {
+        name: "p8",
+        title: "dm-raid: remove mddev_suspend/resume()",
+        series: S::V2,
+        changes: &[C::V2NoMddevSuspend],
+        note: "",
+    },
+    Patch {
+        name: "p9",
+        title: "dm-raid: add a new helper prepare_suspend() in md_personality",
+        series: S::V2,
+        changes: &[C::V2PresuspendPrepares],
+        note: "",
+    },
+    Patch {
+        name: "p10",
+        title: "md: export helper md_is_rdwr()",
+        series: S::V2,
+        changes: &[],
+        note: "moves an inline helper to md.h; no behaviour",
+    },
+    Patch {
+        name: "p11",
+        title: "md/raid456: fix a deadlock for dm-raid456 while io concurrent with reshape",
+        series: S::V2,
+        changes: &[C::V2ReshapeDisabledFailsIo],
+        note: "",
+    },
+    Patch {
+        name: "855678ed8534",
+        title: "md: Fix missing release of 'active_io' for flush",
+        series: S::Merged68,
+        changes: &[],
+        note: "flush bios are not modelled (no REQ_PREFLUSH in scenarios)",
+    },
+    Patch {
+        name: "1baae052cccd",
+        title: "md: Don't ignore suspended array in md_check_recovery()",
+        series: S::Merged68,
+        changes: &[C::CheckRecoveryServesSuspended],
+        note: "",
+    },
+    Patch {
+        name: "55a48ad2db64",
+        title: "md: Don't ignore read-only array in md_check_recovery()",
+        series: S::Merged68,
+        changes: &[C::CheckRecoveryReapsReadOnly],
+        note: "",
+    },
+    Patch {
+        name: "82ec0ae59d02",
+        title: "md: Make sure md_do_sync() will set MD_RECOVERY_DONE",
+        series: S::Merged68,
+        changes: &[C::DoSyncAlwaysSetsDone],
+        note: "",
+    },
+    Patch {
+        name: "ad39c08186f8",
+        title: "md: Don't register sync_thread for reshape directly",
+        series: S::Merged68,
+        changes: &[C::NoDirectReshapeRegistration],
+        note: "",
+    },
+    Patch {
+        name: "9e46c70e829b",
+        title: "md: Don't suspend the array for interrupted reshape",
+        series: S::Merged68,
+        changes: &[C::NoSuspendForInterruptedReshape],
+        note: "",
+    },
+    Patch {
+        name: "2f03d0c2cd45",
+        title: "md: don't clear MD_RECOVERY_FROZEN for new dm-raid until resume",
+        series: S::Merged69,
+        changes: &[C::MdRunKeepsDmFrozen],
+        note: "",
+    },
+    Patch {
+        name: "7a2347e284d7",
+        title: "md: export helpers to stop sync_thread",
+        series: S::Merged69,
+        changes: &[],
+        note: "merged helpers take no sync_mutex; used by 16c4770c75b1/cd32b27a66db",
+    },
+    Patch {
+        name: "314e9af06551",
+        title: "md: export helper md_is_rdwr()",
+        series: S::Merged69,
+        changes: &[],
+        note: "moves an inline helper to md.h; no behaviour",
+    },
+    Patch {
+        name: "503f9d43790f",
+        title: "md: add a new helper reshape_interrupted()",
+        series: S::Merged69,
+        changes: &[],
+        note: "a helper; used by 5625ff8b72b0/41425f96d7aa",
+    },
+    Patch {
+        name: "16c4770c75b1",
+        title: "dm-raid: really frozen sync_thread during suspend",
+        series: S::Merged69,
+        changes: &[C::MergedReallyFrozen],
+        note: "",
+    },
+    Patch {
+        name: "cd32b27a66db",
+        title: "md/dm-raid: don't call md_reap_sync_thread() directly",
+        series: S::Merged69,
+        changes: &[C::MessageUsesStopHelpers],
+        note: "",
+    },
+    Patch {
+        name: "5625ff8b72b0",
+        title: "dm-raid: add a new helper prepare_suspend() in md_personality",
+        series: S::Merged69,
+        changes: &[C::MergedPresuspendPrepares],
+        note: "",
+    },
+    Patch {
+        name: "41425f96d7aa",
+        title:
+            "dm-raid456, md/raid456: fix a deadlock for dm-raid456 while io concurrent with reshape",
+        series: S::Merged69,
+        changes: &[C::WaitReshapeRequeues],
+        note: "",
+    },
+    Patch {
+        name: "95009ae904b1",
+        title: "dm-raid: fix lockdep waring in \"pers->hot_add_disk\"",
+        series: S::Merged69,
+        changes: &[C::ResumeLocksRestore],
+        note: "",
+    },
 ];
 
 /// The named kernels `mdfuzz kernels` lists.
@@ -168,10 +338,14 @@ impl Kernel {
         }
         for (add, list) in groups(rest) {
             if list.is_empty() {
-                return Err(KernelError(format!("kernel `{spec}`: expected a patch name after `{}`", if add { '+' } else { '-' })));
+                return Err(KernelError(format!(
+                    "kernel `{spec}`: expected a patch name after `{}`",
+                    if add { '+' } else { '-' }
+                )));
             }
             for item in list.split(',') {
-                let names = expand(item).map_err(|e| KernelError(format!("kernel `{spec}`: {e}")))?;
+                let names =
+                    expand(item).map_err(|e| KernelError(format!("kernel `{spec}`: {e}")))?;
                 for n in names {
                     let p = patch(&n).ok_or_else(|| {
                         KernelError(format!(
@@ -188,8 +362,15 @@ impl Kernel {
                 }
             }
         }
-        let changes = set.iter().flat_map(|p| p.changes).fold(0u64, |acc, c| acc | 1 << (*c as u32));
-        Ok(Kernel { name: spec.to_string(), patches: set, changes })
+        let changes = set
+            .iter()
+            .flat_map(|p| p.changes)
+            .fold(0u64, |acc, c| acc | 1 << (*c as u32));
+        Ok(Kernel {
+            name: spec.to_string(),
+            patches: set,
+            changes,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -214,9 +395,12 @@ fn groups(rest: &str) -> Vec<(bool, String)> {
     for (i, &c) in chars.iter().enumerate() {
         let in_range = c == '-'
             && chars.get(i + 1) == Some(&'p')
-            && out.last().and_then(|(_, s)| s.rsplit(',').next()).is_some_and(|t| {
-                t.len() > 1 && t.starts_with('p') && t[1..].chars().all(|d| d.is_ascii_digit())
-            });
+            && out
+                .last()
+                .and_then(|(_, s)| s.rsplit(',').next())
+                .is_some_and(|t| {
+                    t.len() > 1 && t.starts_with('p') && t[1..].chars().all(|d| d.is_ascii_digit())
+                });
         match (c, out.last_mut()) {
             ('+' | '-', _) if !in_range => out.push((c == '+', String::new())),
             (_, Some((_, s))) => s.push(c),
@@ -234,7 +418,9 @@ fn expand(item: &str) -> Result<Vec<String>, String> {
         let num = |s: &str| s.strip_prefix('p').and_then(|n| n.parse::<u32>().ok());
         return match (num(a), num(b)) {
             (Some(x), Some(y)) if x <= y => Ok((x..=y).map(|i| format!("p{i}")).collect()),
-            _ => Err(format!("bad patch range `{item}`: expected pN-pM with N <= M")),
+            _ => Err(format!(
+                "bad patch range `{item}`: expected pN-pM with N <= M"
+            )),
         };
     }
     Ok(vec![item.to_string()])
@@ -281,9 +467,21 @@ mod tests {
 
     #[test]
     fn bad_names_are_errors() {
-        assert!(Kernel::parse("v6.8").unwrap_err().0.contains("unknown kernel"));
-        assert!(Kernel::parse("v6.7+p12").unwrap_err().0.contains("unknown patch `p12`"));
-        assert!(Kernel::parse("v6.7+p4-p1").unwrap_err().0.contains("bad patch range"));
-        assert!(Kernel::parse("v6.7+").unwrap_err().0.contains("expected a patch name"));
+        assert!(Kernel::parse("v6.8")
+            .unwrap_err()
+            .0
+            .contains("unknown kernel"));
+        assert!(Kernel::parse("v6.7+p12")
+            .unwrap_err()
+            .0
+            .contains("unknown patch `p12`"));
+        assert!(Kernel::parse("v6.7+p4-p1")
+            .unwrap_err()
+            .0
+            .contains("bad patch range"));
+        assert!(Kernel::parse("v6.7+")
+            .unwrap_err()
+            .0
+            .contains("expected a patch name"));
     }
 }

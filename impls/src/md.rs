@@ -20,7 +20,13 @@ pub const EIO: Errno = "EIO";
 // md threads (md_register_thread / md_thread / md_wakeup_thread / md_unregister_thread)
 
 /// `md_register_thread()`: a kthread that runs `func` once per wake-up.
-pub fn md_register_thread(k: &mut K, m: MdId, func: ThreadFn, name: &str, by: &'static str) -> ThreadId {
+pub fn md_register_thread(
+    k: &mut K,
+    m: MdId,
+    func: ThreadFn,
+    name: &str,
+    by: &'static str,
+) -> ThreadId {
     let t = k.threads.len();
     let full = format!("{}_{}", k.mddevs[m].name, name);
     let wq = k.new_wq(format!("{full}.wqueue"));
@@ -52,7 +58,9 @@ fn md_thread(cx: &Cx, t: ThreadId) {
     let what = format!("md_thread: waiting for wakeup ({})", k.threads[t].name);
     loop {
         let wq = k.threads[t].wq;
-        k.sleep(wq, &what, |w| w.threads[t].wakeup || w.threads[t].should_stop);
+        k.sleep(wq, &what, |w| {
+            w.threads[t].wakeup || w.threads[t].should_stop
+        });
         k.threads[t].wakeup = false;
         if k.threads[t].should_stop {
             break;
@@ -138,9 +146,13 @@ fn queue_sync_work(k: &mut K, m: MdId) {
 /// `flush_work(&mddev->sync_work)`.
 fn flush_sync_work(k: &mut K, m: MdId) {
     enter!(k, "flush_work");
-    let Some(w) = k.mddevs[m].sync_work_worker else { return };
+    let Some(w) = k.mddevs[m].sync_work_worker else {
+        return;
+    };
     let q = k.threads[w].wq;
-    k.sleep(q, "flush_work: waiting for sync_work", |w| !w.mddevs[m].sync_work_pending && !w.mddevs[m].sync_work_running);
+    k.sleep(q, "flush_work: waiting for sync_work", |w| {
+        !w.mddevs[m].sync_work_pending && !w.mddevs[m].sync_work_running
+    });
 }
 
 /// Creates the per-mddev sync_work worker and the daemon (`mddev->thread`, raid5d).
@@ -163,7 +175,9 @@ pub fn mddev_free(k: &mut K, m: MdId) {
 pub fn mddev_lock(k: &mut K, m: MdId) {
     enter!(k, "mddev_lock");
     let q = k.mddevs[m].mutex_wait;
-    k.sleep(q, "mddev_lock: waiting for reconfig_mutex", |w| w.mddevs[m].reconfig_mutex.is_none());
+    k.sleep(q, "mddev_lock: waiting for reconfig_mutex", |w| {
+        w.mddevs[m].reconfig_mutex.is_none()
+    });
     k.mddevs[m].reconfig_mutex = Some(k.cx.task);
 }
 
@@ -189,7 +203,9 @@ pub fn mddev_unlock(k: &mut K, m: MdId) {
 
 fn sync_mutex_lock(k: &mut K, m: MdId) {
     let q = k.mddevs[m].mutex_wait;
-    k.sleep(q, "mutex_lock: waiting for sync_mutex", |w| w.mddevs[m].sync_mutex.is_none());
+    k.sleep(q, "mutex_lock: waiting for sync_mutex", |w| {
+        w.mddevs[m].sync_mutex.is_none()
+    });
     k.mddevs[m].sync_mutex = Some(k.cx.task);
 }
 
@@ -225,7 +241,8 @@ pub fn md_check_recovery(k: &mut K, m: MdId) {
     }
     let rdwr = md_is_rdwr(&k.mddevs[m]);
     // 55a48ad2db64 / v2 p2 "md: don't ignore read-only array in md_check_recovery()"
-    let done_counts = k.k.has(Change::CheckRecoveryReapsReadOnly) && k.test_bit(m, MD_RECOVERY_DONE);
+    let done_counts =
+        k.k.has(Change::CheckRecoveryReapsReadOnly) && k.test_bit(m, MD_RECOVERY_DONE);
     if !rdwr && !k.test_bit(m, MD_RECOVERY_NEEDED) && !done_counts {
         return;
     }
@@ -269,7 +286,9 @@ pub fn md_check_recovery(k: &mut K, m: MdId) {
             // resync/recovery still happening
             k.clear_bit(m, MD_RECOVERY_NEEDED);
         } else if k.mddevs[m].sync_thread.is_none() {
-            k.trace(|| "WARN_ON_ONCE(!mddev->sync_thread): DONE without a thread, not reaped".into());
+            k.trace(|| {
+                "WARN_ON_ONCE(!mddev->sync_thread): DONE without a thread, not reaped".into()
+            });
         } else {
             md_reap_sync_thread(k, m);
         }
@@ -336,7 +355,13 @@ pub fn md_start_sync(k: &mut K, m: MdId) {
     let registered = md_is_rdwr(&k.mddevs[m]) && k.mddevs[m].pers && md_choose_sync_action(k, m);
     if !registered {
         // not_running:
-        for b in [MD_RECOVERY_SYNC, MD_RECOVERY_RESHAPE, MD_RECOVERY_REQUESTED, MD_RECOVERY_CHECK, MD_RECOVERY_RUNNING] {
+        for b in [
+            MD_RECOVERY_SYNC,
+            MD_RECOVERY_RESHAPE,
+            MD_RECOVERY_REQUESTED,
+            MD_RECOVERY_CHECK,
+            MD_RECOVERY_RUNNING,
+        ] {
             k.clear_bit(m, b);
         }
         mddev_unlock(k, m);
@@ -351,7 +376,8 @@ pub fn md_start_sync(k: &mut K, m: MdId) {
         return;
     }
     // ad39c08186f8 / v2 p4 names the thread "reshape" when RESHAPE is set.
-    let name = if k.k.has(Change::NoDirectReshapeRegistration) && k.test_bit(m, MD_RECOVERY_RESHAPE) {
+    let name = if k.k.has(Change::NoDirectReshapeRegistration) && k.test_bit(m, MD_RECOVERY_RESHAPE)
+    {
         "reshape"
     } else {
         "resync"
@@ -396,7 +422,11 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
         }
     } else {
         if k.test_bit(m, MD_RECOVERY_DONE) || k.test_bit(m, MD_RECOVERY_WAIT) {
-            let exit = if k.test_bit(m, MD_RECOVERY_DONE) { "E1 DONE" } else { "E2 WAIT" };
+            let exit = if k.test_bit(m, MD_RECOVERY_DONE) {
+                "E1 DONE"
+            } else {
+                "E2 WAIT"
+            };
             k.threads[t].last_exit = exit;
             k.trace(|| format!("md_do_sync: early exit ({exit}) without setting DONE"));
             return;
@@ -432,7 +462,9 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
         k.pre();
         if j >= k.mddevs[m].resync_max {
             let q = k.mddevs[m].recovery_wait;
-            k.sleep(q, "md_do_sync: waiting for resync_max", |w| j < w.mddevs[m].resync_max || w.mddevs[m].test(MD_RECOVERY_INTR));
+            k.sleep(q, "md_do_sync: waiting for resync_max", |w| {
+                j < w.mddevs[m].resync_max || w.mddevs[m].test(MD_RECOVERY_INTR)
+            });
         }
         if k.test_bit(m, MD_RECOVERY_INTR) {
             break;
@@ -491,7 +523,10 @@ fn sole_reshaper_check(k: &mut K, m: MdId) {
     });
     if let Some(o) = other {
         let (a, b) = (k.mddevs[m].name.clone(), k.mddevs[o].name.clone());
-        k.violation("two-reshapers", format!("{a} starts reshaping while {b} still reshapes the same members"));
+        k.violation(
+            "two-reshapers",
+            format!("{a} starts reshaping while {b} still reshapes the same members"),
+        );
     }
 }
 
@@ -499,7 +534,9 @@ fn sole_reshaper_check(k: &mut K, m: MdId) {
 /// its ctr read, but the superblock — written since by the previous table instance, which kept
 /// reshaping between the table load and its postsuspend — records progress beyond it.
 pub fn stale_position_check(k: &mut K, m: MdId) {
-    let Some(c) = k.mddevs[m].conf.as_ref() else { return };
+    let Some(c) = k.mddevs[m].conf.as_ref() else {
+        return;
+    };
     let mine = c.reshape_progress;
     let sb = &k.members[k.mddevs[m].members].sb;
     if mine == MAX_SECTOR {
@@ -507,11 +544,26 @@ pub fn stale_position_check(k: &mut K, m: MdId) {
     }
     // MaxSector in the superblock: the reshape even finished meanwhile.
     let behind = sb.reshape_position == MAX_SECTOR
-        || if k.mddevs[m].reshape_backwards { sb.reshape_position < mine } else { sb.reshape_position > mine };
-    if behind && !k.findings.iter().any(|f| f.detail.starts_with(&k.mddevs[m].name)) {
-        let detail = format!("{} restarts its reshape at {mine}; the superblock records {}", k.mddevs[m].name, sb.reshape_position);
+        || if k.mddevs[m].reshape_backwards {
+            sb.reshape_position < mine
+        } else {
+            sb.reshape_position > mine
+        };
+    if behind
+        && !k
+            .findings
+            .iter()
+            .any(|f| f.detail.starts_with(&k.mddevs[m].name))
+    {
+        let detail = format!(
+            "{} restarts its reshape at {mine}; the superblock records {}",
+            k.mddevs[m].name, sb.reshape_position
+        );
         k.trace(|| format!("model finding stale-ctr-position: {detail}"));
-        k.findings.push(crate::sched::Violation { rule: "stale-ctr-position", detail });
+        k.findings.push(crate::sched::Violation {
+            rule: "stale-ctr-position",
+            detail,
+        });
     }
 }
 
@@ -520,12 +572,22 @@ pub fn stale_position_check(k: &mut K, m: MdId) {
 /// then records "no reshape" with the previous layout/chunk over data in the new one.
 fn intr_after_end_reshape_check(k: &mut K, m: MdId) {
     let md = &k.mddevs[m];
-    let ended = md.conf.as_ref().is_some_and(|c| c.reshape_progress == MAX_SECTOR) && md.reshape_position == MAX_SECTOR;
+    let ended = md
+        .conf
+        .as_ref()
+        .is_some_and(|c| c.reshape_progress == MAX_SECTOR)
+        && md.reshape_position == MAX_SECTOR;
     let uncommitted = md.geo.layout != md.new_geo.layout || md.geo.chunk != md.new_geo.chunk;
     if ended && uncommitted && md.test(MD_RECOVERY_INTR) {
-        let detail = format!("{}: the reshape ended, then INTR came before the reap; layout/chunk stay uncommitted", md.name);
+        let detail = format!(
+            "{}: the reshape ended, then INTR came before the reap; layout/chunk stay uncommitted",
+            md.name
+        );
         k.trace(|| format!("model finding intr-after-end-reshape: {detail}"));
-        k.findings.push(crate::sched::Violation { rule: "intr-after-end-reshape", detail });
+        k.findings.push(crate::sched::Violation {
+            rule: "intr-after-end-reshape",
+            detail,
+        });
     }
 }
 
@@ -542,7 +604,10 @@ pub fn md_reap_sync_thread(k: &mut K, m: MdId) {
     if k.mddevs[m].reconfig_mutex != Some(k.cx.task) {
         let who = k.tasks[k.cx.task].name.clone();
         let name = k.mddevs[m].name.clone();
-        k.violation("reap-without-reconfig-mutex", format!("{who} reaps the sync thread of {name} without reconfig_mutex"));
+        k.violation(
+            "reap-without-reconfig-mutex",
+            format!("{who} reaps the sync thread of {name} without reconfig_mutex"),
+        );
     }
     md_unregister_sync_thread(k, m);
     k.mddevs[m].sync_seq += 1;
@@ -552,7 +617,14 @@ pub fn md_reap_sync_thread(k: &mut K, m: MdId) {
         raid5::raid5_finish_reshape(k, m);
     }
     md_update_sb(k, m, true);
-    for b in [MD_RECOVERY_RUNNING, MD_RECOVERY_DONE, MD_RECOVERY_SYNC, MD_RECOVERY_RESHAPE, MD_RECOVERY_REQUESTED, MD_RECOVERY_CHECK] {
+    for b in [
+        MD_RECOVERY_RUNNING,
+        MD_RECOVERY_DONE,
+        MD_RECOVERY_SYNC,
+        MD_RECOVERY_RESHAPE,
+        MD_RECOVERY_REQUESTED,
+        MD_RECOVERY_CHECK,
+    ] {
         k.clear_bit(m, b);
     }
     k.set_bit(m, MD_RECOVERY_NEEDED);
@@ -579,9 +651,11 @@ pub fn stop_sync_thread(k: &mut K, m: MdId, locked: bool, check_seq: bool) {
         flush_sync_work(k, m);
     }
     let q = k.resync_wait;
-    k.sleep(q, "stop_sync_thread: waiting for MD_RECOVERY_RUNNING to clear", |w| {
-        !w.mddevs[m].test(MD_RECOVERY_RUNNING) || (check_seq && w.mddevs[m].sync_seq != seq)
-    });
+    k.sleep(
+        q,
+        "stop_sync_thread: waiting for MD_RECOVERY_RUNNING to clear",
+        |w| !w.mddevs[m].test(MD_RECOVERY_RUNNING) || (check_seq && w.mddevs[m].sync_seq != seq),
+    );
     if locked {
         mddev_lock(k, m);
     }
@@ -663,7 +737,9 @@ pub fn action_store(k: &mut K, m: MdId, word: &str) -> Result<(), Errno> {
             mddev_lock(k, m);
             let r = if k.test_bit(m, MD_RECOVERY_RUNNING) {
                 Err(EBUSY)
-            } else if k.mddevs[m].reshape_position == MAX_SECTOR || raid5::check_reshape(k, m).is_err() {
+            } else if k.mddevs[m].reshape_position == MAX_SECTOR
+                || raid5::check_reshape(k, m).is_err()
+            {
                 k.clear_bit(m, MD_RECOVERY_FROZEN);
                 raid5::raid5_start_reshape(k, m)
             } else {
@@ -739,7 +815,9 @@ pub fn update_raid_disks(k: &mut K, m: MdId, disks: u32) -> Result<(), Errno> {
 pub fn mddev_suspend(k: &mut K, m: MdId, _interruptible: bool) {
     enter!(k, "mddev_suspend");
     let q = k.mddevs[m].mutex_wait;
-    k.sleep(q, "mddev_suspend: waiting for suspend_mutex", |w| w.mddevs[m].suspend_mutex.is_none());
+    k.sleep(q, "mddev_suspend: waiting for suspend_mutex", |w| {
+        w.mddevs[m].suspend_mutex.is_none()
+    });
     k.mddevs[m].suspend_mutex = Some(k.cx.task);
     if k.mddevs[m].suspended > 0 {
         k.mddevs[m].suspended += 1;
@@ -748,7 +826,9 @@ pub fn mddev_suspend(k: &mut K, m: MdId, _interruptible: bool) {
         k.mddevs[m].active_io_dying = true;
         k.pre();
         let q = k.mddevs[m].sb_wait;
-        k.sleep(q, "mddev_suspend: waiting for active_io to drain", |w| w.mddevs[m].active_io == 0);
+        k.sleep(q, "mddev_suspend: waiting for active_io to drain", |w| {
+            w.mddevs[m].active_io == 0
+        });
         // Only now: raid456 IO may wait for the reshape, so the daemon must keep working.
         k.mddevs[m].suspended += 1;
     }
@@ -763,7 +843,9 @@ pub fn mddev_suspend(k: &mut K, m: MdId, _interruptible: bool) {
 pub fn mddev_resume(k: &mut K, m: MdId, recovery_needed: bool) {
     enter!(k, "mddev_resume");
     let q = k.mddevs[m].mutex_wait;
-    k.sleep(q, "mddev_resume: waiting for suspend_mutex", |w| w.mddevs[m].suspend_mutex.is_none());
+    k.sleep(q, "mddev_resume: waiting for suspend_mutex", |w| {
+        w.mddevs[m].suspend_mutex.is_none()
+    });
     k.mddevs[m].suspended = k.mddevs[m].suspended.saturating_sub(1);
     if k.mddevs[m].suspended > 0 {
         return;
@@ -798,7 +880,9 @@ pub fn md_handle_request(k: &mut K, m: MdId, bio: usize) -> bool {
     loop {
         // check_suspended: the test is "active_io is dying", true from the start of the drain.
         let q = k.mddevs[m].sb_wait;
-        k.sleep(q, "md_handle_request: waiting for resume", |w| !w.mddevs[m].active_io_dying);
+        k.sleep(q, "md_handle_request: waiting for resume", |w| {
+            !w.mddevs[m].active_io_dying
+        });
         k.mddevs[m].active_io += 1;
         let ok = raid5::raid5_make_request(k, m, bio);
         k.mddevs[m].active_io -= 1;
@@ -869,7 +953,10 @@ pub fn __md_stop(k: &mut K, m: MdId) {
     enter!(k, "__md_stop");
     if k.mddevs[m].sync_thread.is_some() {
         let name = k.mddevs[m].name.clone();
-        k.violation("sync-thread-at-stop", format!("{name} is stopped with a registered sync thread"));
+        k.violation(
+            "sync-thread-at-stop",
+            format!("{name} is stopped with a registered sync thread"),
+        );
     }
     md_unregister_daemon(k, m);
     k.mddevs[m].pers = false;
@@ -889,7 +976,11 @@ pub fn md_set_readonly(k: &mut K, m: MdId) -> Result<(), Errno> {
     }
     stop_sync_thread(k, m, false, false);
     let q = k.mddevs[m].sb_wait;
-    k.sleep(q, "md_set_readonly: waiting for MD_SB_CHANGE_PENDING", |w| w.mddevs[m].sb_flags & (1 << MD_SB_CHANGE_PENDING) == 0);
+    k.sleep(
+        q,
+        "md_set_readonly: waiting for MD_SB_CHANGE_PENDING",
+        |w| w.mddevs[m].sb_flags & (1 << MD_SB_CHANGE_PENDING) == 0,
+    );
     mddev_lock(k, m);
     let err = if k.test_bit(m, MD_RECOVERY_RUNNING) {
         Err(EBUSY)
@@ -1028,8 +1119,16 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
     let md = &k.mddevs[m];
     let reshaping = md.reshape_position != MAX_SECTOR;
     let geo = if reshaping { md.new_geo } else { md.geo };
-    let (prev, pos, back, delta, cp, mem) = (md.geo, md.reshape_position, md.reshape_backwards, md.delta_disks, md.recovery_cp, md.members);
-    let before_finish = !reshaping && (md.geo.layout != md.new_geo.layout || md.geo.chunk != md.new_geo.chunk);
+    let (prev, pos, back, delta, cp, mem) = (
+        md.geo,
+        md.reshape_position,
+        md.reshape_backwards,
+        md.delta_disks,
+        md.recovery_cp,
+        md.members,
+    );
+    let before_finish =
+        !reshaping && (md.geo.layout != md.new_geo.layout || md.geo.chunk != md.new_geo.chunk);
     let sb = &mut k.members[mem].sb;
     sb.valid = true;
     sb.events += 1;
@@ -1040,9 +1139,19 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
     sb.delta_disks = if reshaping { delta } else { 0 };
     sb.recovery_cp = cp;
     sb.before_finish = before_finish;
-    k.mddevs[m].sb_flags &= !((1 << MD_SB_CHANGE_DEVS) | (1 << MD_SB_CHANGE_CLEAN) | (1 << MD_SB_CHANGE_PENDING));
+    k.mddevs[m].sb_flags &=
+        !((1 << MD_SB_CHANGE_DEVS) | (1 << MD_SB_CHANGE_CLEAN) | (1 << MD_SB_CHANGE_PENDING));
     let name = k.mddevs[m].name.clone();
-    k.trace(|| format!("{name} superblock written: reshape_position {}", if pos == MAX_SECTOR { "none".into() } else { pos.to_string() }));
+    k.trace(|| {
+        format!(
+            "{name} superblock written: reshape_position {}",
+            if pos == MAX_SECTOR {
+                "none".into()
+            } else {
+                pos.to_string()
+            }
+        )
+    });
     let q = k.mddevs[m].sb_wait;
     k.wake_up(q);
 }

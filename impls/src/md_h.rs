@@ -17,12 +17,27 @@ pub const MD_RECOVERY_FROZEN: u32 = 9;
 pub const MD_RECOVERY_ERROR: u32 = 10;
 pub const MD_RECOVERY_WAIT: u32 = 11;
 
-const RECOVERY_NAMES: [&str; 12] =
-    ["RUNNING", "SYNC", "RECOVER", "INTR", "DONE", "NEEDED", "REQUESTED", "CHECK", "RESHAPE", "FROZEN", "ERROR", "WAIT"];
+const RECOVERY_NAMES: [&str; 12] = [
+    "RUNNING",
+    "SYNC",
+    "RECOVER",
+    "INTR",
+    "DONE",
+    "NEEDED",
+    "REQUESTED",
+    "CHECK",
+    "RESHAPE",
+    "FROZEN",
+    "ERROR",
+    "WAIT",
+];
 
 /// `recovery` printed as `RUNNING|INTR|…` (or `-`).
 pub fn recovery_str(r: u32) -> String {
-    let s: Vec<&str> = (0..12).filter(|b| r & (1 << b) != 0).map(|b| RECOVERY_NAMES[b as usize]).collect();
+    let s: Vec<&str> = (0..12)
+        .filter(|b| r & (1 << b) != 0)
+        .map(|b| RECOVERY_NAMES[b as usize])
+        .collect();
     if s.is_empty() {
         "-".into()
     } else {
@@ -76,7 +91,9 @@ impl Layout {
         }
     }
     pub fn parse(s: &str) -> Option<Layout> {
-        Layout::ALL.into_iter().find(|l| l.name() == s || (s == "raid5" && *l == Layout::Ls))
+        Layout::ALL
+            .into_iter()
+            .find(|l| l.name() == s || (s == "raid5" && *l == Layout::Ls))
     }
 }
 

@@ -62,7 +62,10 @@ pub fn map_block(g: &Geo, b: Sector) -> (usize, usize) {
         }
         Layout::Ls | Layout::Rs => (pd + 1 + idx) % g.raid_disks,
     };
-    (disk as usize, (g.data_offset as u64 + stripe * chunk + o) as usize)
+    (
+        disk as usize,
+        (g.data_offset as u64 + stripe * chunk + o) as usize,
+    )
 }
 
 /// The inverse of [`map_block`]: which logical block (if any) lives at (member, slot).
@@ -253,9 +256,14 @@ fn reshape_checkpoint(k: &mut K, m: MdId) -> bool {
     let d = k.mddevs[m].thread;
     md::md_wakeup_thread(k, d);
     let q = k.mddevs[m].sb_wait;
-    k.sleep(q, "reshape_request: waiting for the superblock write", |w| {
-        w.mddevs[m].sb_flags & (1 << MD_SB_CHANGE_DEVS) == 0 || w.mddevs[m].test(MD_RECOVERY_INTR)
-    });
+    k.sleep(
+        q,
+        "reshape_request: waiting for the superblock write",
+        |w| {
+            w.mddevs[m].sb_flags & (1 << MD_SB_CHANGE_DEVS) == 0
+                || w.mddevs[m].test(MD_RECOVERY_INTR)
+        },
+    );
     if k.test_bit(m, MD_RECOVERY_INTR) {
         return false;
     }
@@ -292,7 +300,9 @@ fn reshape_request(k: &mut K, m: MdId, j: Sector) -> Sector {
         return unit;
     }
     let blocks: Vec<Sector> = (lo..hi).collect();
-    if (c.units_since_checkpoint >= CHECKPOINT_UNITS || clobbers_unrecorded(k, m, &blocks)) && !reshape_checkpoint(k, m) {
+    if (c.units_since_checkpoint >= CHECKPOINT_UNITS || clobbers_unrecorded(k, m, &blocks))
+        && !reshape_checkpoint(k, m)
+    {
         return 0;
     }
     // Advance reshape_progress first (the destination stripes are EXPANDING): from here IO to
@@ -315,7 +325,12 @@ fn reshape_request(k: &mut K, m: MdId, j: Sector) -> Sector {
     let who = (k.cx.task, k.steps);
     if k.tracing() {
         let name = k.mddevs[m].name.clone();
-        k.trace(|| format!("{name} reshape copies {lo}..{hi} ({:?}/{} -> {:?}/{})", c.prev.raid_disks, c.prev.data_offset, c.geo.raid_disks, c.geo.data_offset));
+        k.trace(|| {
+            format!(
+                "{name} reshape copies {lo}..{hi} ({:?}/{} -> {:?}/{})",
+                c.prev.raid_disks, c.prev.data_offset, c.geo.raid_disks, c.geo.data_offset
+            )
+        });
     }
     for (&b, &(v, _)) in blocks.iter().zip(&moved) {
         let (d, s) = map_block(&c.geo, b);
@@ -402,17 +417,25 @@ fn stripe_ahead_of_reshape(k: &K, m: MdId, b: Sector) -> bool {
     let span = (c.prev.chunk * c.prev.data_disks()) as Sector;
     let min = b / span * span;
     // Before c467e97f079f the max was accumulated with min(), so it stayed 0.
-    let max = if k.k.has(Change::StripeAheadValidSectors) { min + span - 1 } else { 0 };
-    if k.mddevs[m].reshape_backwards {
-        !(max < c.reshape_progress)
+    let max = if k.k.has(Change::StripeAheadValidSectors) {
+        min + span - 1
     } else {
-        !(min >= c.reshape_progress)
+        0
+    };
+    if k.mddevs[m].reshape_backwards {
+        max >= c.reshape_progress
+    } else {
+        min < c.reshape_progress
     }
 }
 
 fn refused(k: &mut K, m: MdId, bio: usize) {
     let (justified, why) = k.reshape_stalled(m);
-    k.io_refusals.push(crate::sched::IoRefusal { bio, justified, why });
+    k.io_refusals.push(crate::sched::IoRefusal {
+        bio,
+        justified,
+        why,
+    });
 }
 
 /// `make_stripe_request()` for one block.
@@ -422,8 +445,16 @@ fn make_stripe_request(k: &mut K, m: MdId, bio: usize, b: Sector) -> StripeResul
     let mut previous = false;
     let mut result = StripeResult::Success;
     if c.reshape_progress != MAX_SECTOR {
-        let ahead = if back { b < c.reshape_progress } else { b >= c.reshape_progress };
-        let behind_safe = if back { b >= c.reshape_safe } else { b < c.reshape_safe };
+        let ahead = if back {
+            b < c.reshape_progress
+        } else {
+            b >= c.reshape_progress
+        };
+        let behind_safe = if back {
+            b >= c.reshape_safe
+        } else {
+            b < c.reshape_safe
+        };
         if ahead {
             previous = true;
         } else if !behind_safe {
@@ -436,7 +467,10 @@ fn make_stripe_request(k: &mut K, m: MdId, bio: usize, b: Sector) -> StripeResul
     }
     if result == StripeResult::ScheduleAndRetry {
         // The common tail the series adds after the stripe release.
-        if k.k.has(Change::V2ReshapeDisabledFailsIo) && k.mddevs[m].is_dm && reshape_disabled(&k.mddevs[m]) {
+        if k.k.has(Change::V2ReshapeDisabledFailsIo)
+            && k.mddevs[m].is_dm
+            && reshape_disabled(&k.mddevs[m])
+        {
             // v2 p11: dm and the reshape cannot progress -> fail the bio.
             refused(k, m, bio);
             k.trace(|| format!("io across reshape position while reshape can't make progress: block {b} -> EIO"));
@@ -508,13 +542,25 @@ mod tests {
     fn map_and_unmap_are_inverse_for_every_layout() {
         for layout in Layout::ALL {
             for disks in 3..7 {
-                let g = Geo { raid_disks: disks, layout, chunk: 2, data_offset: 3 };
+                let g = Geo {
+                    raid_disks: disks,
+                    layout,
+                    chunk: 2,
+                    data_offset: 3,
+                };
                 let size = geo_size(&g, 8);
                 let mut seen = std::collections::BTreeSet::new();
                 for b in 0..size {
                     let (d, s) = map_block(&g, b);
-                    assert!(seen.insert((d, s)), "{layout:?} {disks}: two blocks on ({d},{s})");
-                    assert_eq!(unmap_slot(&g, d, s, size), Some(b), "{layout:?} {disks} block {b}");
+                    assert!(
+                        seen.insert((d, s)),
+                        "{layout:?} {disks}: two blocks on ({d},{s})"
+                    );
+                    assert_eq!(
+                        unmap_slot(&g, d, s, size),
+                        Some(b),
+                        "{layout:?} {disks} block {b}"
+                    );
                 }
                 // Every stripe has exactly one parity slot per row.
                 assert_eq!(seen.len() as u64, size);

@@ -14,7 +14,7 @@
 use crate::dm::MappedDevice;
 use crate::dm_raid::RaidSet;
 use crate::kernel::Kernel;
-use crate::md_h::{recovery_str, Members, Mddev};
+use crate::md_h::{recovery_str, Mddev, Members};
 use crate::sync::{thread, Arc, Condvar, Mutex, MutexGuard};
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -180,7 +180,11 @@ impl Drop for Frame<'_> {
 
 impl Cx {
     pub fn new(sys: Arc<Sys>, task: TaskId) -> Cx {
-        Cx { sys, task, stack: RefCell::new(Vec::new()) }
+        Cx {
+            sys,
+            task,
+            stack: RefCell::new(Vec::new()),
+        }
     }
     /// Enter a kernel function (for stacks in hang reports and traces).
     pub fn enter(&self, f: &'static str) -> Frame<'_> {
@@ -195,7 +199,10 @@ impl Cx {
     }
     pub fn lock(&self) -> K<'_> {
         let g = self.sys.world.lock().unwrap_or_else(|e| e.into_inner());
-        let mut k = K { cx: self, g: Some(g) };
+        let mut k = K {
+            cx: self,
+            g: Some(g),
+        };
         k.steps += 1;
         k.check_abort();
         k
@@ -290,7 +297,12 @@ impl World {
     }
 
     pub fn add_task(&mut self, name: String, kernel: bool) -> TaskId {
-        self.tasks.push(TaskInfo { name, kernel, finished: false, sleep: None });
+        self.tasks.push(TaskInfo {
+            name,
+            kernel,
+            finished: false,
+            sleep: None,
+        });
         self.tasks.len() - 1
     }
 
@@ -311,14 +323,27 @@ impl World {
     pub fn reshape_stalled(&self, m: MdId) -> (bool, String) {
         use crate::md_h::*;
         let md = &self.mddevs[m];
-        let suspending = md.active_io_dying || self.dms.iter().any(|d| d.live == Some(m) && d.block_io);
+        let suspending =
+            md.active_io_dying || self.dms.iter().any(|d| d.live == Some(m) && d.block_io);
         let why = format!(
             "{}: recovery {}, {}, sync thread {}{}",
             md.name,
             recovery_str(md.recovery),
-            if md_is_rdwr(md) { "read-write" } else { "read-only" },
-            if md.sync_thread.is_some() { "registered" } else { "none" },
-            if suspending { ", suspend in progress" } else { "" }
+            if md_is_rdwr(md) {
+                "read-write"
+            } else {
+                "read-only"
+            },
+            if md.sync_thread.is_some() {
+                "registered"
+            } else {
+                "none"
+            },
+            if suspending {
+                ", suspend in progress"
+            } else {
+                ""
+            }
         );
         let stalled = !md_is_rdwr(md)
             || md.test(MD_RECOVERY_WAIT)
@@ -355,7 +380,11 @@ impl<'a> K<'a> {
             }
             let task = self.cx.task;
             let stack = self.cx.stack();
-            self.tasks[task].sleep = Some(Sleep { wq, what: what.to_string(), stack });
+            self.tasks[task].sleep = Some(Sleep {
+                wq,
+                what: what.to_string(),
+                stack,
+            });
             let cv = self.wqs[wq.0].clone();
             let g = self.g.take().expect("world lock held");
             let g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
@@ -381,7 +410,12 @@ impl<'a> K<'a> {
     /// A trace line, attributed to this task and its current kernel function.
     pub fn trace(&mut self, msg: impl FnOnce() -> String) {
         if self.trace.is_some() {
-            let line = format!("{:>6} {:<14} {}", self.steps, self.tasks[self.cx.task].name, msg());
+            let line = format!(
+                "{:>6} {:<14} {}",
+                self.steps,
+                self.tasks[self.cx.task].name,
+                msg()
+            );
             self.trace.as_mut().unwrap().push(line);
         }
     }
@@ -391,12 +425,20 @@ impl<'a> K<'a> {
         if before == after {
             return;
         }
-        let h = after.wrapping_mul(0x9e37_79b9) ^ (self.mddevs[m].suspended.min(1) << 13) ^ ((self.mddevs[m].ro as u32) << 14);
+        let h = after.wrapping_mul(0x9e37_79b9)
+            ^ (self.mddevs[m].suspended.min(1) << 13)
+            ^ ((self.mddevs[m].ro as u32) << 14);
         self.state_hashes.push(h);
         if self.trace.is_some() {
             let f = self.cx.func();
             let name = self.mddevs[m].name.clone();
-            self.trace(|| format!("{name} recovery {} -> {} ({f})", recovery_str(before), recovery_str(after)));
+            self.trace(|| {
+                format!(
+                    "{name} recovery {} -> {} ({f})",
+                    recovery_str(before),
+                    recovery_str(after)
+                )
+            });
         }
     }
 
@@ -436,7 +478,12 @@ impl<'a> K<'a> {
     }
 
     /// Spawns a task running `f`. Kernel tasks (kthreads, workers) do not count as ops.
-    pub fn spawn(&mut self, name: String, kernel: bool, f: impl FnOnce(&Cx) + Send + 'static) -> TaskId {
+    pub fn spawn(
+        &mut self,
+        name: String,
+        kernel: bool,
+        f: impl FnOnce(&Cx) + Send + 'static,
+    ) -> TaskId {
         let task = self.add_task(name, kernel);
         let sys = self.cx.sys.clone();
         thread::spawn(move || run_task(sys, task, f));
@@ -483,7 +530,14 @@ pub fn blocked_report(w: &World) -> String {
     for t in w.tasks.iter().filter(|t| !t.finished) {
         match &t.sleep {
             Some(sl) => {
-                let _ = writeln!(s, "  {}: {} [{}] in {}", t.name, sl.what, w.wq_name(sl.wq), sl.stack.join(" > "));
+                let _ = writeln!(
+                    s,
+                    "  {}: {} [{}] in {}",
+                    t.name,
+                    sl.what,
+                    w.wq_name(sl.wq),
+                    sl.stack.join(" > ")
+                );
             }
             None => {
                 let _ = writeln!(s, "  {}: runnable", t.name);

@@ -34,7 +34,11 @@ impl Target {
 
 /// Verdict tokens of known model findings (explained by `corpus/finding-*.scn`): a campaign
 /// counts them but does not report them as new failures.
-pub const KNOWN_FINDINGS: &[&str] = &["stale-ctr-position", "intr-after-end-reshape", "sb-before-finish-reshape"];
+pub const KNOWN_FINDINGS: &[&str] = &[
+    "stale-ctr-position",
+    "intr-after-end-reshape",
+    "sb-before-finish-reshape",
+];
 
 pub fn is_known(o: &Outcome) -> bool {
     KNOWN_FINDINGS.contains(&o.token.as_str())
@@ -58,12 +62,22 @@ pub fn kernels_for(target: Target, hunted: &Kernel) -> Vec<Kernel> {
     }
 }
 
-fn run_ok(s: &Scenario, k: &Kernel) -> Result<Outcome, Failure> {
-    run(s, k, &RunOptions::default()).map_err(|e| Failure {
-        kernel: k.name().to_string(),
-        outcome: Outcome { verdict: VerdictKind::Hang, token: "model-panic".into(), detail: e.clone(), trace: Vec::new(), steps: 0, ticks: 0, state_hashes: Vec::new() },
-        signature: format!("{} model-panic", k.name()),
-        why: format!("the model panicked: {e}"),
+fn run_ok(s: &Scenario, k: &Kernel) -> Result<Outcome, Box<Failure>> {
+    run(s, k, &RunOptions::default()).map_err(|e| {
+        Box::new(Failure {
+            kernel: k.name().to_string(),
+            outcome: Outcome {
+                verdict: VerdictKind::Hang,
+                token: "model-panic".into(),
+                detail: e.clone(),
+                trace: Vec::new(),
+                steps: 0,
+                ticks: 0,
+                state_hashes: Vec::new(),
+            },
+            signature: format!("{} model-panic", k.name()),
+            why: format!("the model panicked: {e}"),
+        })
     })
 }
 
@@ -75,17 +89,28 @@ pub fn check(target: Target, hunted: &Kernel, s: &Scenario) -> (Vec<Outcome>, Op
             for k in kernels_for(target, hunted) {
                 let o = match run_ok(s, &k) {
                     Ok(o) => o,
-                    Err(f) => return (outs, Some(f)),
+                    Err(f) => return (outs, Some(*f)),
                 };
                 let failed = match target {
                     Target::Postfix => o.verdict != VerdictKind::Pass && !is_known(&o),
-                    _ => o.verdict != VerdictKind::Pass && o.verdict != VerdictKind::UnexpectedIoError,
+                    _ => {
+                        o.verdict != VerdictKind::Pass
+                            && o.verdict != VerdictKind::UnexpectedIoError
+                    }
                 };
                 outs.push(o.clone());
                 if failed {
                     let signature = format!("{} {}", k.name(), o.short());
                     let why = format!("{} under {}", o.short(), k.name());
-                    return (outs, Some(Failure { kernel: k.name().to_string(), outcome: o, signature, why }));
+                    return (
+                        outs,
+                        Some(Failure {
+                            kernel: k.name().to_string(),
+                            outcome: o,
+                            signature,
+                            why,
+                        }),
+                    );
                 }
             }
             (outs, None)
@@ -94,19 +119,27 @@ pub fn check(target: Target, hunted: &Kernel, s: &Scenario) -> (Vec<Outcome>, Op
             let ks = kernels_for(target, hunted);
             let pre = match run_ok(s, &ks[0]) {
                 Ok(o) => o,
-                Err(f) => return (outs, Some(f)),
+                Err(f) => return (outs, Some(*f)),
             };
             outs.push(pre.clone());
             for k in &ks[1..] {
                 let post = match run_ok(s, k) {
                     Ok(o) => o,
-                    Err(f) => return (outs, Some(f)),
+                    Err(f) => return (outs, Some(*f)),
                 };
                 outs.push(post.clone());
                 if !allowed_change(&pre, &post) && !is_known(&post) {
                     let signature = format!("{} -> {} {}", pre.short(), k.name(), post.short());
                     let why = format!("v6.7 {} but {} {}", pre.short(), k.name(), post.short());
-                    return (outs, Some(Failure { kernel: k.name().to_string(), outcome: post, signature, why }));
+                    return (
+                        outs,
+                        Some(Failure {
+                            kernel: k.name().to_string(),
+                            outcome: post,
+                            signature,
+                            why,
+                        }),
+                    );
                 }
             }
             (outs, None)
@@ -119,7 +152,10 @@ pub fn check(target: Target, hunted: &Kernel, s: &Scenario) -> (Vec<Outcome>, Op
 /// stay the same.
 pub fn allowed_change(pre: &Outcome, post: &Outcome) -> bool {
     if post.verdict == VerdictKind::Pass {
-        return matches!(pre.verdict, VerdictKind::Pass | VerdictKind::Hang | VerdictKind::InvariantViolation);
+        return matches!(
+            pre.verdict,
+            VerdictKind::Pass | VerdictKind::Hang | VerdictKind::InvariantViolation
+        );
     }
     pre.verdict == post.verdict && pre.verdict != VerdictKind::Corruption
 }

@@ -20,7 +20,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_ops: 24, max_schedule: 64 }
+        Limits {
+            max_ops: 24,
+            max_schedule: 64,
+        }
     }
 }
 
@@ -31,7 +34,10 @@ fn layout(u: &mut Unstructured) -> Result<Layout> {
 fn range(u: &mut Unstructured, size: u64) -> Result<Range> {
     let len = u.int_in_range(1..=8)?;
     Ok(match u.int_in_range(0..=3)? {
-        0 => Range::Abs { start: u.int_in_range(0..=size.saturating_sub(1))?, len },
+        0 => Range::Abs {
+            start: u.int_in_range(0..=size.saturating_sub(1))?,
+            len,
+        },
         1 => Range::Across(len),
         2 => Range::Ahead(len),
         _ => Range::Behind(len),
@@ -46,23 +52,43 @@ const MESSAGES: [&str; 6] = ["idle", "frozen", "resync", "recover", "check", "re
 fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> {
     let dev = a.name.clone();
     Ok(match u.int_in_range(0..=13)? {
-        0 | 1 | 2 => Op::Reload { dev },
-        3 => Op::Suspend { dev, noflush: u.arbitrary()? },
+        0..=2 => Op::Reload { dev },
+        3 => Op::Suspend {
+            dev,
+            noflush: u.arbitrary()?,
+        },
         4 => Op::Resume { dev },
-        5 => Op::Message { dev, word: u.choose(&MESSAGES)?.to_string() },
+        5 => Op::Message {
+            dev,
+            word: u.choose(&MESSAGES)?.to_string(),
+        },
         6 => Op::Deactivate { dev },
         7 => Op::Activate { dev },
         8 | 9 => {
             let data = *legs - 1;
-            let stripes = if u.arbitrary()? { data + 1 } else { data.saturating_sub(1).max(2) };
+            let stripes = if u.arbitrary()? {
+                data + 1
+            } else {
+                data.saturating_sub(1).max(2)
+            };
             let force = stripes < data;
             if stripes > data {
                 *legs = stripes + 1;
             }
-            Op::Stripes { dev, stripes, force }
+            Op::Stripes {
+                dev,
+                stripes,
+                force,
+            }
         }
-        10 => Op::Stripesize { dev, chunk: u.int_in_range(1..=4)? },
-        11 => Op::Retype { dev, layout: layout(u)? },
+        10 => Op::Stripesize {
+            dev,
+            chunk: u.int_in_range(1..=4)?,
+        },
+        11 => Op::Retype {
+            dev,
+            layout: layout(u)?,
+        },
         12 => Op::Remove { dev },
         _ => Op::Sleep,
     })
@@ -71,12 +97,33 @@ fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> 
 fn md_admin_op(u: &mut Unstructured, a: &ArraySpec) -> Result<Op> {
     let md = a.name.clone();
     Ok(match u.int_in_range(0..=6)? {
-        0 | 1 => Op::SyncAction { md, word: u.choose(&["idle", "frozen", "resync", "check", "repair", "reshape"])?.to_string() },
-        2 => Op::ArrayState { md, word: u.choose(&["readonly", "read-auto", "active"])?.to_string() },
-        3 => Op::SyncMax { md, max: if u.arbitrary()? { Some(u.int_in_range(0..=(a.dev as u64))?) } else { None } },
-        4 => Op::RaidDisks { md, disks: a.disks + u.int_in_range(0..=1)? },
+        0 | 1 => Op::SyncAction {
+            md,
+            word: u
+                .choose(&["idle", "frozen", "resync", "check", "repair", "reshape"])?
+                .to_string(),
+        },
+        2 => Op::ArrayState {
+            md,
+            word: u.choose(&["readonly", "read-auto", "active"])?.to_string(),
+        },
+        3 => Op::SyncMax {
+            md,
+            max: if u.arbitrary()? {
+                Some(u.int_in_range(0..=(a.dev as u64))?)
+            } else {
+                None
+            },
+        },
+        4 => Op::RaidDisks {
+            md,
+            disks: a.disks + u.int_in_range(0..=1)?,
+        },
         5 => Op::Sleep,
-        _ => Op::SyncAction { md, word: "idle".into() },
+        _ => Op::SyncAction {
+            md,
+            word: "idle".into(),
+        },
     })
 }
 
@@ -84,8 +131,14 @@ fn io_op(u: &mut Unstructured, a: &ArraySpec) -> Result<Op> {
     let size = (a.disks as u64 - 1) * a.dev as u64;
     let dev = a.name.clone();
     Ok(match u.int_in_range(0..=5)? {
-        0 | 1 => Op::Read { dev, range: range(u, size)? },
-        2 | 3 => Op::Write { dev, range: range(u, size)? },
+        0 | 1 => Op::Read {
+            dev,
+            range: range(u, size)?,
+        },
+        2 | 3 => Op::Write {
+            dev,
+            range: range(u, size)?,
+        },
         4 => Op::Fsck { dev },
         _ => Op::Sleep,
     })
@@ -93,21 +146,38 @@ fn io_op(u: &mut Unstructured, a: &ArraySpec) -> Result<Op> {
 
 /// Decodes a scenario from `u` within `lim`.
 pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
-    let kind = if u.ratio(1, 5)? { ArrayKind::Md } else { ArrayKind::Dm };
+    let kind = if u.ratio(1, 5)? {
+        ArrayKind::Md
+    } else {
+        ArrayKind::Dm
+    };
     let chunk = u.int_in_range(1..=2)?;
     let a = ArraySpec {
-        name: if kind == ArrayKind::Dm { "lv".into() } else { "md0".into() },
+        name: if kind == ArrayKind::Dm {
+            "lv".into()
+        } else {
+            "md0".into()
+        },
         kind,
         layout: layout(u)?,
         disks: u.int_in_range(3..=5)?,
         chunk,
         dev: chunk * u.int_in_range(4..=12)?,
-        state: if u.ratio(1, 3)? { InitState::Resync } else { InitState::Clean },
+        state: if u.ratio(1, 3)? {
+            InitState::Resync
+        } else {
+            InitState::Clean
+        },
     };
     let admin = if kind == ArrayKind::Dm { "lvm" } else { "adm" };
     let mut ops: Vec<(String, Op)> = Vec::new();
     if kind == ArrayKind::Dm {
-        ops.push((admin.into(), Op::Activate { dev: a.name.clone() }));
+        ops.push((
+            admin.into(),
+            Op::Activate {
+                dev: a.name.clone(),
+            },
+        ));
     }
     let n = u.int_in_range(1..=lim.max_ops.max(1))?;
     let mut legs = a.disks;
@@ -129,7 +199,13 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
     for _ in 0..slen {
         schedule.push(u.arbitrary::<u8>()?);
     }
-    let mut s = Scenario { comments: Vec::new(), arrays: vec![a], ops, schedule, expects: Vec::new() };
+    let mut s = Scenario {
+        comments: Vec::new(),
+        arrays: vec![a],
+        ops,
+        schedule,
+        expects: Vec::new(),
+    };
     complete(&mut s);
     Ok(s)
 }
@@ -152,28 +228,71 @@ pub fn complete(s: &mut Scenario) {
                         }
                         // A remove or deactivation can fail (EBUSY while open) and leave the
                         // device suspended, so only a resume or an activation ends it.
-                        Op::Resume { dev } | Op::Activate { dev } if *dev == a.name => suspended = false,
+                        Op::Resume { dev } | Op::Activate { dev } if *dev == a.name => {
+                            suspended = false
+                        }
                         _ => {}
                     }
                 }
                 if let (true, Some(who)) = (suspended, last_admin) {
-                    s.ops.push((who, Op::Resume { dev: a.name.clone() }));
+                    s.ops.push((
+                        who,
+                        Op::Resume {
+                            dev: a.name.clone(),
+                        },
+                    ));
                 }
             }
             ArrayKind::Md => {
                 let admin = s
                     .ops
                     .iter()
-                    .find(|(_, op)| matches!(op, Op::SyncAction { .. } | Op::ArrayState { .. } | Op::SyncMax { .. } | Op::RaidDisks { .. }))
+                    .find(|(_, op)| {
+                        matches!(
+                            op,
+                            Op::SyncAction { .. }
+                                | Op::ArrayState { .. }
+                                | Op::SyncMax { .. }
+                                | Op::RaidDisks { .. }
+                        )
+                    })
                     .map(|(w, _)| w.clone());
                 let Some(admin) = admin else { continue };
-                let tail: Vec<String> = s.ops.iter().rev().take(3).rev().map(|(_, op)| op.to_string()).collect();
-                let want: Vec<String> = RELEASE.iter().map(|r| format!("sysfs {} {r}", a.name)).collect();
+                let tail: Vec<String> = s
+                    .ops
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .rev()
+                    .map(|(_, op)| op.to_string())
+                    .collect();
+                let want: Vec<String> = RELEASE
+                    .iter()
+                    .map(|r| format!("sysfs {} {r}", a.name))
+                    .collect();
                 if tail != want {
                     let md = a.name.clone();
-                    s.ops.push((admin.clone(), Op::SyncMax { md: md.clone(), max: None }));
-                    s.ops.push((admin.clone(), Op::ArrayState { md: md.clone(), word: "active".into() }));
-                    s.ops.push((admin, Op::SyncAction { md, word: "idle".into() }));
+                    s.ops.push((
+                        admin.clone(),
+                        Op::SyncMax {
+                            md: md.clone(),
+                            max: None,
+                        },
+                    ));
+                    s.ops.push((
+                        admin.clone(),
+                        Op::ArrayState {
+                            md: md.clone(),
+                            word: "active".into(),
+                        },
+                    ));
+                    s.ops.push((
+                        admin,
+                        Op::SyncAction {
+                            md,
+                            word: "idle".into(),
+                        },
+                    ));
                 }
             }
         }

@@ -20,8 +20,9 @@
 //!   new chunk/layout and `data_offset R` -> reload without it (the kernel toggles direction).
 //! * Preconditions lvm checks first (§2): the LV is in sync (STATUS: idle, full ratio, every
 //!   health char `A`); otherwise the command fails with no dm op.
-//! (The interim reload's `rebuild` legs are modelled as extra legs the kernel ignores;
-//! takeovers and the rmeta wipes are not modelled.)
+//!
+//! The interim reload's `rebuild` legs are modelled as extra legs the kernel ignores;
+//! takeovers and the rmeta wipes are not modelled.
 
 use crate::runner::{user, LvMeta, Target};
 use crate::scenario::{Op, Range};
@@ -75,7 +76,14 @@ fn errno(r: Result<(), &'static str>) -> R {
 }
 
 fn table_of(t: &crate::scenario::TableArgs) -> Table {
-    Table { layout: t.layout, legs: t.legs, chunk: t.chunk, delta_disks: t.delta_disks, data_offset: t.data_offset, nosync: t.nosync }
+    Table {
+        layout: t.layout,
+        legs: t.legs,
+        chunk: t.chunk,
+        delta_disks: t.delta_disks,
+        data_offset: t.data_offset,
+        nosync: t.nosync,
+    }
 }
 
 fn exec_op(k: &mut K, op: &Op) -> R {
@@ -87,7 +95,11 @@ fn exec_op(k: &mut K, op: &Op) -> R {
         Op::Reload { dev: name } => {
             let d = dev(k, name);
             let live = k.dms[d].live.ok_or("no live table")?;
-            let t = k.raid_sets[live].as_ref().expect("dm-raid instance").table.clone();
+            let t = k.raid_sets[live]
+                .as_ref()
+                .expect("dm-raid instance")
+                .table
+                .clone();
             errno(table_load(k, d, &t))
         }
         Op::Suspend { dev: name, noflush } => {
@@ -114,7 +126,11 @@ fn exec_op(k: &mut K, op: &Op) -> R {
             }
             errno(dm_remove(k, d))
         }
-        Op::Stripes { dev: name, stripes, force } => lvconvert_stripes(k, name, *stripes, *force),
+        Op::Stripes {
+            dev: name,
+            stripes,
+            force,
+        } => lvconvert_stripes(k, name, *stripes, *force),
         Op::Stripesize { dev: name, chunk } => lvconvert_keep_images(k, name, None, Some(*chunk)),
         Op::Retype { dev: name, layout } => lvconvert_keep_images(k, name, Some(*layout), None),
         Op::WaitForSync { dev: name } => wait_for_sync(k, name),
@@ -137,7 +153,15 @@ fn exec_op(k: &mut K, op: &Op) -> R {
         }
         Op::Read { dev: name, range } => io(k, name, false, *range),
         Op::Write { dev: name, range } => io(k, name, true, *range),
-        Op::Fsck { dev: name } => io(k, name, false, Range::Abs { start: 0, len: u64::MAX }),
+        Op::Fsck { dev: name } => io(
+            k,
+            name,
+            false,
+            Range::Abs {
+                start: 0,
+                len: u64::MAX,
+            },
+        ),
         Op::Sleep => {
             let q = k.timer_wq;
             k.sleep_once(q, "sleep: waiting for the timer");
@@ -157,9 +181,17 @@ fn serving(k: &mut K, name: &str) -> Option<usize> {
 fn resolve(k: &mut K, name: &str, range: Range) -> Option<(u64, u64)> {
     let m = serving(k, name)?;
     let size = k.mddevs[m].array_sectors;
-    user(k).shadows.get_mut(name).expect("shadow").shrink_to(size);
+    user(k)
+        .shadows
+        .get_mut(name)
+        .expect("shadow")
+        .shrink_to(size);
     let md = &k.mddevs[m];
-    let pos = md.conf.as_ref().map(|c| c.reshape_progress).filter(|&p| p != MAX_SECTOR);
+    let pos = md
+        .conf
+        .as_ref()
+        .map(|c| c.reshape_progress)
+        .filter(|&p| p != MAX_SECTOR);
     let back = md.reshape_backwards;
     let p = pos.unwrap_or(size / 2);
     let (start, len) = match range {
@@ -191,12 +223,26 @@ fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
     };
     let t0 = k.steps;
     if write {
-        user(k).shadows.get_mut(name).expect("shadow").write_started(writer, start, len, t0);
+        user(k)
+            .shadows
+            .get_mut(name)
+            .expect("shadow")
+            .write_started(writer, start, len, t0);
     }
     let n = k.bios.len();
     let wq = k.new_wq(format!("bio{n}"));
     let b = k.bios.len();
-    k.bios.push(Bio { write, start, len, tag: tag(writer, 0), data: Vec::new(), origins: Vec::new(), status: None, wq, requeued: 0 });
+    k.bios.push(Bio {
+        write,
+        start,
+        len,
+        tag: tag(writer, 0),
+        data: Vec::new(),
+        origins: Vec::new(),
+        status: None,
+        wq,
+        requeued: 0,
+    });
     match target(k, name) {
         Target::Dm(d) => {
             // The reader or writer holds the block device open for the whole bio; opening a
@@ -226,10 +272,14 @@ fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
     let t1 = k.steps;
     let requeued = k.bios[b].requeued;
     user(k).requeues += requeued;
-    match k.bios[b].status.clone() {
+    match k.bios[b].status {
         Some(Ok(())) => {
             if write {
-                user(k).shadows.get_mut(name).expect("shadow").write_acked(writer, start, len, t1);
+                user(k)
+                    .shadows
+                    .get_mut(name)
+                    .expect("shadow")
+                    .write_acked(writer, start, len, t1);
                 return Ok(());
             }
             let data = k.bios[b].data.clone();
@@ -239,8 +289,13 @@ fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
         }
         Some(Err(e)) => {
             let refusal = k.io_refusals.iter().rev().find(|r| r.bio == b).cloned();
-            let (justified, why) = refusal.map(|r| (r.justified, r.why)).unwrap_or((false, "no refusal recorded".into()));
-            let what = format!("{} {name} {start}+{len}: {e} ({why})", if write { "write" } else { "read" });
+            let (justified, why) = refusal
+                .map(|r| (r.justified, r.why))
+                .unwrap_or((false, "no refusal recorded".into()));
+            let what = format!(
+                "{} {name} {start}+{len}: {e} ({why})",
+                if write { "write" } else { "read" }
+            );
             user(k).io_errors.push((what.clone(), justified));
             Err(e.to_string())
         }
@@ -256,7 +311,15 @@ fn describe(t: u64) -> String {
     }
 }
 
-fn check_read(k: &mut K, name: &str, start: u64, data: &[u64], origins: &[(usize, u64)], t0: u64, t1: u64) {
+fn check_read(
+    k: &mut K,
+    name: &str,
+    start: u64,
+    data: &[u64],
+    origins: &[(usize, u64)],
+    t0: u64,
+    t1: u64,
+) {
     let mut err = None;
     let names: Vec<String> = k.tasks.iter().map(|t| t.name.clone()).collect();
     {
@@ -268,8 +331,16 @@ fn check_read(k: &mut K, name: &str, start: u64, data: &[u64], origins: &[(usize
                 if !allowed.contains(&v) {
                     let exp: Vec<String> = allowed.iter().map(|&t| describe(t)).collect();
                     let (who, step) = origins.get(i).copied().unwrap_or((0, 0));
-                    let by = if step == 0 { "the initial layout".to_string() } else { format!("{} at step {step}", names[who]) };
-                    err = Some(format!("{name} block {b}: read {}, expected {}; the slot was last written by {by}", describe(v), exp.join(" or ")));
+                    let by = if step == 0 {
+                        "the initial layout".to_string()
+                    } else {
+                        format!("{} at step {step}", names[who])
+                    };
+                    err = Some(format!(
+                        "{name} block {b}: read {}, expected {}; the slot was last written by {by}",
+                        describe(v),
+                        exp.join(" or ")
+                    ));
                     break;
                 }
             }
@@ -332,7 +403,10 @@ fn relocate(k: &mut K, d: usize, shift: i64) {
 /// [rimage remap] + RESUME.
 fn update_and_reload(k: &mut K, name: &str, t: &Table, relocate_by: i64) -> R {
     let d = dev(k, name);
-    let live_table = k.dms[d].live.and_then(|m| k.raid_sets[m].as_ref()).map(|rs| rs.table.clone());
+    let live_table = k.dms[d]
+        .live
+        .and_then(|m| k.raid_sets[m].as_ref())
+        .map(|rs| rs.table.clone());
     if live_table.as_ref() != Some(t) {
         errno(table_load(k, d, t))?;
     }
@@ -351,7 +425,9 @@ fn in_sync(k: &mut K, name: &str) -> R {
     };
     let (health, progress, total, action) = raid_status(k, m);
     if action != "idle" || progress != total || total == 0 || health.contains('a') {
-        return Err(format!("Can't reshape out of sync LV ({health} {progress}/{total} {action})"));
+        return Err(format!(
+            "Can't reshape out of sync LV ({health} {progress}/{total} {action})"
+        ));
     }
     Ok(())
 }
@@ -379,10 +455,14 @@ fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
         let d = dev(k, name);
         let mem = k.dms[d].members;
         let sb = k.members[mem].sb.clone();
-        if stripes != data || sb.reshape_position != MAX_SECTOR || sb.geo.raid_disks != stripes + 1 {
+        if stripes != data || sb.reshape_position != MAX_SECTOR || sb.geo.raid_disks != stripes + 1
+        {
             return Err("Device count is incorrect. Forgotten \"lvconvert --stripes\"?".into());
         }
-        let t = Table { legs: stripes + 1, ..mt.table.clone() };
+        let t = Table {
+            legs: stripes + 1,
+            ..mt.table.clone()
+        };
         update_and_reload(k, name, &t, 0)?;
         mt.table = t;
         mt.freed = 0;
@@ -401,7 +481,10 @@ fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
     let mut relocate_by = 0i64;
     if mt.reshape_space == 0 {
         // Allocate reshape space at the end: interim reload with the new legs, no flags.
-        let interim = Table { legs: new_legs, ..mt.table.clone() };
+        let interim = Table {
+            legs: new_legs,
+            ..mt.table.clone()
+        };
         update_and_reload(k, name, &interim, 0)?;
         mt.reshape_space = r;
         mt.table = interim;
@@ -413,9 +496,18 @@ fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
         relocate_by = -(r as i64); // space to the end
     }
     let delta = stripes as i32 - data as i32;
-    let t2 = Table { legs: new_legs, delta_disks: delta, data_offset: Some(r), ..mt.table.clone() };
+    let t2 = Table {
+        legs: new_legs,
+        delta_disks: delta,
+        data_offset: Some(r),
+        ..mt.table.clone()
+    };
     update_and_reload(k, name, &t2, relocate_by)?;
-    let t3 = Table { delta_disks: 0, data_offset: None, ..t2 };
+    let t3 = Table {
+        delta_disks: 0,
+        data_offset: None,
+        ..t2
+    };
     update_and_reload(k, name, &t3, 0)?;
     mt.table = t3;
     if stripes < data {
@@ -430,14 +522,20 @@ fn lvconvert_keep_images(k: &mut K, name: &str, layout: Option<Layout>, chunk: O
     if mt.freed > 0 {
         return Err("Reshape of an LV with freed legs still present is refused".into());
     }
-    let (nl, nc) = (layout.unwrap_or(mt.table.layout), chunk.unwrap_or(mt.table.chunk));
+    let (nl, nc) = (
+        layout.unwrap_or(mt.table.layout),
+        chunk.unwrap_or(mt.table.chunk),
+    );
     if nl == mt.table.layout && nc == mt.table.chunk {
         return Ok(());
     }
     let d = dev(k, name);
     let mem = k.dms[d].members;
-    if k.members[mem].dev_data % nc != 0 {
-        return Err(format!("stripe size {nc} does not divide the image size {}", k.members[mem].dev_data));
+    if !k.members[mem].dev_data.is_multiple_of(nc) {
+        return Err(format!(
+            "stripe size {nc} does not divide the image size {}",
+            k.members[mem].dev_data
+        ));
     }
     in_sync(k, name)?;
     if mt.reshape_space == 0 {
@@ -445,9 +543,17 @@ fn lvconvert_keep_images(k: &mut K, name: &str, layout: Option<Layout>, chunk: O
         update_and_reload(k, name, &interim, 0)?;
         mt.reshape_space = reshape_space(k, name);
     }
-    let t2 = Table { layout: nl, chunk: nc, data_offset: Some(mt.reshape_space), ..mt.table.clone() };
+    let t2 = Table {
+        layout: nl,
+        chunk: nc,
+        data_offset: Some(mt.reshape_space),
+        ..mt.table.clone()
+    };
     update_and_reload(k, name, &t2, 0)?;
-    let t3 = Table { data_offset: None, ..t2 };
+    let t3 = Table {
+        data_offset: None,
+        ..t2
+    };
     update_and_reload(k, name, &t3, 0)?;
     mt.table = t3;
     set_meta(k, name, mt);

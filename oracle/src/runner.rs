@@ -45,11 +45,18 @@ pub enum Tail {
 pub struct RunOptions {
     pub trace: bool,
     pub tail: Tail,
+    /// Test-only sabotage: overwrite the member slot holding this logical block of the first
+    /// array after setup (proves the shadow comparison can fail).
+    pub sabotage_block: Option<u64>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { trace: false, tail: Tail::RoundRobin }
+        RunOptions {
+            trace: false,
+            tail: Tail::RoundRobin,
+            sabotage_block: None,
+        }
     }
 }
 
@@ -82,8 +89,11 @@ pub struct User {
     pub requeues: u32,
 }
 
-pub fn user<'a>(w: &'a mut World) -> &'a mut User {
-    w.user.as_mut().and_then(|u| u.downcast_mut::<User>()).expect("runner user state")
+pub fn user(w: &mut World) -> &mut User {
+    w.user
+        .as_mut()
+        .and_then(|u| u.downcast_mut::<User>())
+        .expect("runner user state")
 }
 
 struct Shared {
@@ -120,15 +130,26 @@ impl Scheduler for ByteScheduler {
         Some(Schedule::new(0))
     }
 
-    fn next_task(&mut self, runnable: &[&Task], _current: Option<TaskId>, _yielding: bool) -> Option<TaskId> {
-        let mut others: Vec<usize> = runnable.iter().map(|t| usize::from(t.id())).filter(|&i| i != 0).collect();
+    fn next_task(
+        &mut self,
+        runnable: &[&Task],
+        _current: Option<TaskId>,
+        _yielding: bool,
+    ) -> Option<TaskId> {
+        let mut others: Vec<usize> = runnable
+            .iter()
+            .map(|t| usize::from(t.id()))
+            .filter(|&i| i != 0)
+            .collect();
         others.sort_unstable();
         if others.is_empty() {
             self.shared.quiescent.store(true, Ordering::Relaxed);
             return Some(TaskId::from(0));
         }
         self.since_runner += 1;
-        if self.since_runner >= FORCED_TICK_STEPS && runnable.iter().any(|t| usize::from(t.id()) == 0) {
+        if self.since_runner >= FORCED_TICK_STEPS
+            && runnable.iter().any(|t| usize::from(t.id()) == 0)
+        {
             self.since_runner = 0;
             self.shared.quiescent.store(false, Ordering::Relaxed);
             return Some(TaskId::from(0));
@@ -141,7 +162,11 @@ impl Scheduler for ByteScheduler {
             others[d % others.len()]
         } else {
             match self.tail {
-                Tail::RoundRobin => others.iter().copied().find(|&i| i > self.last).unwrap_or(others[0]),
+                Tail::RoundRobin => others
+                    .iter()
+                    .copied()
+                    .find(|&i| i > self.last)
+                    .unwrap_or(others[0]),
                 Tail::Random(_) => {
                     let r = self.rand() as usize;
                     others[r % others.len()]
@@ -159,7 +184,9 @@ impl Scheduler for ByteScheduler {
 
 /// Runs `s` under kernel `kernel`. Err is a bug of the model (a panic inside it).
 pub fn run(s: &Scenario, kernel: &Kernel, opts: &RunOptions) -> Result<Outcome, String> {
-    let shared = Arc::new(Shared { quiescent: AtomicBool::new(false) });
+    let shared = Arc::new(Shared {
+        quiescent: AtomicBool::new(false),
+    });
     let seed = match opts.tail {
         Tail::Random(seed) => seed | 1,
         Tail::RoundRobin => 0x9e37_79b9_7f4a_7c15,
@@ -180,13 +207,19 @@ pub fn run(s: &Scenario, kernel: &Kernel, opts: &RunOptions) -> Result<Outcome, 
     config.silence_warnings = true;
     config.max_steps = shuttle::MaxSteps::None;
     let result: Arc<StdMutex<Option<Result<Outcome, String>>>> = Arc::new(StdMutex::new(None));
-    let (r2, s2, k2, trace) = (result.clone(), Arc::new(s.clone()), kernel.clone(), opts.trace);
+    let (r2, s2, k2, trace, sabotage) = (
+        result.clone(),
+        Arc::new(s.clone()),
+        kernel.clone(),
+        opts.trace,
+        opts.sabotage_block,
+    );
     let runner = shuttle::Runner::new(sched, config);
     // A panic inside the model is caught at its task's root and reported by the runner as
     // Err; shuttle may still unwind out of `run`, so catch that here too.
     let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         runner.run(move || {
-            let out = runner_main(&s2, k2.clone(), trace, &shared);
+            let out = runner_main(&s2, k2.clone(), trace, sabotage, &shared);
             *r2.lock().unwrap() = Some(out);
         })
     }));
@@ -199,7 +232,10 @@ pub fn run(s: &Scenario, kernel: &Kernel, opts: &RunOptions) -> Result<Outcome, 
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "non-string panic".into())
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "non-string panic".into())
 }
 
 /// Builds the members and devices of the scenario's arrays.
@@ -217,7 +253,12 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
     };
     let mut md_arrays = Vec::new();
     for a in &s.arrays {
-        let geo = Geo { raid_disks: a.disks, layout: a.layout, chunk: a.chunk, data_offset: 0 };
+        let geo = Geo {
+            raid_disks: a.disks,
+            layout: a.layout,
+            chunk: a.chunk,
+            data_offset: 0,
+        };
         let space = RESHAPE_SPACE_CHUNKS * a.chunk;
         let dev_blocks = a.dev + space;
         let mut disks = vec![vec![0u64; dev_blocks as usize]; 16];
@@ -237,7 +278,11 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
                 reshape_position: MAX_SECTOR,
                 reshape_backwards: false,
                 delta_disks: 0,
-                recovery_cp: if a.state == InitState::Resync { 0 } else { MAX_SECTOR },
+                recovery_cp: if a.state == InitState::Resync {
+                    0
+                } else {
+                    MAX_SECTOR
+                },
                 before_finish: false,
             },
             dev_data: a.dev,
@@ -251,31 +296,70 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
             ArrayKind::Dm => {
                 let d = md_model::dm::dm_create(&mut k, &a.name, mem);
                 u.targets.insert(a.name.clone(), Target::Dm(d));
-                let table = Table { layout: a.layout, legs: a.disks, chunk: a.chunk, delta_disks: 0, data_offset: None, nosync: false };
-                u.lvm.insert(a.name.clone(), LvMeta { table, reshape_space: 0, freed: 0 });
+                let table = Table {
+                    layout: a.layout,
+                    legs: a.disks,
+                    chunk: a.chunk,
+                    delta_disks: 0,
+                    data_offset: None,
+                    nosync: false,
+                };
+                u.lvm.insert(
+                    a.name.clone(),
+                    LvMeta {
+                        table,
+                        reshape_space: 0,
+                        freed: 0,
+                    },
+                );
             }
             ArrayKind::Md => md_arrays.push((a.name.clone(), mem)),
         }
     }
     k.user = Some(Box::new(u));
     for (name, mem) in md_arrays {
-        let m = md::md_array_assemble(&mut k, name.clone(), mem).map_err(|e| format!("assembling {name}: {e}"))?;
+        let m = md::md_array_assemble(&mut k, name.clone(), mem)
+            .map_err(|e| format!("assembling {name}: {e}"))?;
         user(&mut k).targets.insert(name, Target::Md(m));
     }
     Ok(())
 }
 
-fn runner_main(s: &Arc<Scenario>, kernel: Kernel, trace: bool, shared: &Shared) -> Result<Outcome, String> {
-    let sys = Arc::new(Sys { world: Mutex::new(World::new(kernel, trace)) });
+fn runner_main(
+    s: &Arc<Scenario>,
+    kernel: Kernel,
+    trace: bool,
+    sabotage: Option<u64>,
+    shared: &Shared,
+) -> Result<Outcome, String> {
+    let sys = Arc::new(Sys {
+        world: Mutex::new(World::new(kernel, trace)),
+    });
     let runner_task = sys.world.lock().unwrap().add_task("runner".into(), true);
     let cx = Cx::new(sys.clone(), runner_task);
     setup(&cx, s)?;
+    if let (Some(b), Some(a)) = (sabotage, s.arrays.first()) {
+        let mut k = cx.lock();
+        let geo = Geo {
+            raid_disks: a.disks,
+            layout: a.layout,
+            chunk: a.chunk,
+            data_offset: 0,
+        };
+        let (d, sl) = map_block(&geo, b);
+        k.members[0].disks[d][sl] ^= 0xdead_0000;
+    }
     // The actors.
     let mut actor_tasks = Vec::new();
     {
         let mut k = cx.lock();
         for actor in s.actors() {
-            let ops: Vec<_> = s.ops.iter().filter(|(a, _)| *a == actor).map(|(_, o)| o.clone()).collect();
+            let ops: Vec<_> = s
+                .ops
+                .iter()
+                .filter(|(a, _)| *a == actor)
+                .map(|(_, o)| o.clone())
+                .collect();
             let t = k.spawn(actor.clone(), false, move |cx| {
                 for op in &ops {
                     lvm::exec(cx, op);
@@ -310,7 +394,9 @@ fn runner_main(s: &Arc<Scenario>, kernel: Kernel, trace: bool, shared: &Shared) 
             break Some("livelock".to_string());
         }
         k.ticks += 1;
-        let periodic: Vec<usize> = (0..k.threads.len()).filter(|&t| k.threads[t].periodic && !k.threads[t].exited).collect();
+        let periodic: Vec<usize> = (0..k.threads.len())
+            .filter(|&t| k.threads[t].periodic && !k.threads[t].exited)
+            .collect();
         for t in periodic {
             k.threads[t].wakeup = true;
             let wq = k.threads[t].wq;

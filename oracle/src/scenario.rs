@@ -37,7 +37,10 @@ pub struct ArraySpec {
 /// A bio's range: absolute, or relative to the reshape position when the bio is issued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Range {
-    Abs { start: u64, len: u64 },
+    Abs {
+        start: u64,
+        len: u64,
+    },
     /// Not yet reshaped, right at the position.
     Ahead(u64),
     /// Straddling the position.
@@ -59,30 +62,81 @@ pub struct TableArgs {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
     // dmsetup
-    Load { dev: String, table: TableArgs },
+    Load {
+        dev: String,
+        table: TableArgs,
+    },
     /// `dmsetup table DEV | dmsetup load DEV` (the same table again).
-    Reload { dev: String },
-    Suspend { dev: String, noflush: bool },
-    Resume { dev: String },
-    Remove { dev: String },
-    Message { dev: String, word: String },
+    Reload {
+        dev: String,
+    },
+    Suspend {
+        dev: String,
+        noflush: bool,
+    },
+    Resume {
+        dev: String,
+    },
+    Remove {
+        dev: String,
+    },
+    Message {
+        dev: String,
+        word: String,
+    },
     // lvm (expanded at run time into the dm sequence lvm issues; see lvm.rs)
-    Activate { dev: String },
-    Deactivate { dev: String },
-    Stripes { dev: String, stripes: u32, force: bool },
-    Stripesize { dev: String, chunk: u32 },
-    Retype { dev: String, layout: Layout },
-    WaitForSync { dev: String },
+    Activate {
+        dev: String,
+    },
+    Deactivate {
+        dev: String,
+    },
+    Stripes {
+        dev: String,
+        stripes: u32,
+        force: bool,
+    },
+    Stripesize {
+        dev: String,
+        chunk: u32,
+    },
+    Retype {
+        dev: String,
+        layout: Layout,
+    },
+    WaitForSync {
+        dev: String,
+    },
     // md sysfs
-    SyncAction { md: String, word: String },
-    ArrayState { md: String, word: String },
-    SyncMax { md: String, max: Option<u64> },
-    RaidDisks { md: String, disks: u32 },
+    SyncAction {
+        md: String,
+        word: String,
+    },
+    ArrayState {
+        md: String,
+        word: String,
+    },
+    SyncMax {
+        md: String,
+        max: Option<u64>,
+    },
+    RaidDisks {
+        md: String,
+        disks: u32,
+    },
     // IO
-    Read { dev: String, range: Range },
-    Write { dev: String, range: Range },
+    Read {
+        dev: String,
+        range: Range,
+    },
+    Write {
+        dev: String,
+        range: Range,
+    },
     /// `fsck -fn`: a full read, checked against the shadow copy.
-    Fsck { dev: String },
+    Fsck {
+        dev: String,
+    },
     /// Wait for the next timer tick.
     Sleep,
 }
@@ -98,8 +152,13 @@ pub enum VerdictKind {
 }
 
 impl VerdictKind {
-    pub const ALL: [VerdictKind; 5] =
-        [VerdictKind::Pass, VerdictKind::Hang, VerdictKind::Corruption, VerdictKind::UnexpectedIoError, VerdictKind::InvariantViolation];
+    pub const ALL: [VerdictKind; 5] = [
+        VerdictKind::Pass,
+        VerdictKind::Hang,
+        VerdictKind::Corruption,
+        VerdictKind::UnexpectedIoError,
+        VerdictKind::InvariantViolation,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             VerdictKind::Pass => "pass",

@@ -34,8 +34,19 @@ pub struct Shadow {
 
 impl Shadow {
     pub fn new(size: u64) -> Shadow {
-        let blocks = (0..size).map(|b| vec![Version { tag: tag(0, b) + 1, start: 0, acked: Some(0) }]).collect();
-        Shadow { blocks, initial_size: size }
+        let blocks = (0..size)
+            .map(|b| {
+                vec![Version {
+                    tag: tag(0, b) + 1,
+                    start: 0,
+                    acked: Some(0),
+                }]
+            })
+            .collect();
+        Shadow {
+            blocks,
+            initial_size: size,
+        }
     }
 
     /// The initial content of block `b` (what setup wrote).
@@ -52,7 +63,11 @@ impl Shadow {
     pub fn write_started(&mut self, writer: u64, start: u64, len: u64, now: u64) {
         for b in start..start + len {
             self.ensure(b);
-            self.blocks[b as usize].push(Version { tag: tag(writer, b), start: now, acked: None });
+            self.blocks[b as usize].push(Version {
+                tag: tag(writer, b),
+                start: now,
+                acked: None,
+            });
         }
     }
 
@@ -77,14 +92,22 @@ impl Shadow {
 
     /// The tags block `b` may hold for a read over `[rs, re]`; None means "anything".
     pub fn allowed(&self, b: u64, rs: u64, re: u64) -> Option<Vec<u64>> {
-        let Some(vs) = self.blocks.get(b as usize) else { return None };
+        let vs = self.blocks.get(b as usize)?;
         let done = |v: &&Version| v.acked.is_some_and(|a| a < rs);
         let Some(latest_start) = vs.iter().filter(done).map(|v| v.start).max() else {
             // A block the array grew into, never written: its content is undefined.
-            return if b >= self.initial_size { None } else { Some(Vec::new()) };
+            return if b >= self.initial_size {
+                None
+            } else {
+                Some(Vec::new())
+            };
         };
-        let mut out: Vec<u64> =
-            vs.iter().filter(done).filter(|v| v.acked.is_some_and(|a| a >= latest_start)).map(|v| v.tag).collect();
+        let mut out: Vec<u64> = vs
+            .iter()
+            .filter(done)
+            .filter(|v| v.acked.is_some_and(|a| a >= latest_start))
+            .map(|v| v.tag)
+            .collect();
         for v in vs {
             let landed_before = v.acked.is_some_and(|a| a < rs);
             if !landed_before && v.start <= re && !out.contains(&v.tag) {
@@ -105,7 +128,10 @@ mod tests {
         assert_eq!(s.allowed(1, 5, 6), Some(vec![Shadow::initial(1)]));
         s.write_started(7, 1, 2, 10);
         // Concurrent with the write: old or new.
-        assert_eq!(s.allowed(1, 9, 11), Some(vec![Shadow::initial(1), tag(7, 1)]));
+        assert_eq!(
+            s.allowed(1, 9, 11),
+            Some(vec![Shadow::initial(1), tag(7, 1)])
+        );
         s.write_acked(7, 1, 2, 12);
         // After the ack: only the new data.
         assert_eq!(s.allowed(2, 13, 14), Some(vec![tag(7, 2)]));

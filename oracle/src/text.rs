@@ -39,7 +39,10 @@ fn tokens(line: &str) -> Vec<Tok<'_>> {
     for (i, c) in line.char_indices() {
         match (c.is_whitespace(), start) {
             (true, Some(s)) => {
-                out.push(Tok { s: &line[s..i], col: s + 1 });
+                out.push(Tok {
+                    s: &line[s..i],
+                    col: s + 1,
+                });
                 start = None;
             }
             (false, None) => start = Some(i),
@@ -47,7 +50,10 @@ fn tokens(line: &str) -> Vec<Tok<'_>> {
         }
     }
     if let Some(s) = start {
-        out.push(Tok { s: &line[s..], col: s + 1 });
+        out.push(Tok {
+            s: &line[s..],
+            col: s + 1,
+        });
     }
     out
 }
@@ -61,10 +67,17 @@ struct Line<'a> {
 
 impl<'a> Line<'a> {
     fn err(&self, col: usize, msg: impl Into<String>) -> ParseError {
-        ParseError { line: self.no, col, msg: msg.into() }
+        ParseError {
+            line: self.no,
+            col,
+            msg: msg.into(),
+        }
     }
     fn col(&self) -> usize {
-        self.toks.get(self.pos).map(|t| t.col).unwrap_or(self.end_col)
+        self.toks
+            .get(self.pos)
+            .map(|t| t.col)
+            .unwrap_or(self.end_col)
     }
     fn next(&mut self, what: &str) -> Result<&'a str, ParseError> {
         match self.toks.get(self.pos) {
@@ -84,13 +97,17 @@ impl<'a> Line<'a> {
         if words.contains(&w) {
             Ok(w)
         } else {
-            Err(self.err(col, format!("expected one of {}, found `{w}`", words.join(", "))))
+            Err(self.err(
+                col,
+                format!("expected one of {}, found `{w}`", words.join(", ")),
+            ))
         }
     }
     fn number<T: std::str::FromStr>(&mut self, what: &str) -> Result<T, ParseError> {
         let col = self.col();
         let w = self.next(what)?;
-        w.parse().map_err(|_| self.err(col, format!("expected {what}, found `{w}`")))
+        w.parse()
+            .map_err(|_| self.err(col, format!("expected {what}, found `{w}`")))
     }
     fn done(&self) -> Result<(), ParseError> {
         match self.toks.get(self.pos) {
@@ -101,7 +118,9 @@ impl<'a> Line<'a> {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && s.chars().next().unwrap().is_ascii_alphabetic()
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && s.chars().next().unwrap().is_ascii_alphabetic()
 }
 
 fn layout(l: &mut Line) -> Result<Layout, ParseError> {
@@ -115,7 +134,8 @@ fn keyval<T: std::str::FromStr>(l: &mut Line, key: &str) -> Result<T, ParseError
     let col = l.col();
     let w = l.next(&format!("{key}=N"))?;
     let v = w.strip_prefix(key).and_then(|r| r.strip_prefix('='));
-    v.and_then(|v| v.parse().ok()).ok_or_else(|| l.err(col, format!("expected {key}=N, found `{w}`")))
+    v.and_then(|v| v.parse().ok())
+        .ok_or_else(|| l.err(col, format!("expected {key}=N, found `{w}`")))
 }
 
 pub fn parse(text: &str) -> Result<Scenario, ParseError> {
@@ -129,19 +149,28 @@ pub fn parse(text: &str) -> Result<Scenario, ParseError> {
         }
         if let Some(c) = trimmed.strip_prefix('#') {
             if !seen_body {
-                s.comments.push(c.strip_prefix(' ').unwrap_or(c).to_string());
+                s.comments
+                    .push(c.strip_prefix(' ').unwrap_or(c).to_string());
             }
             continue;
         }
         seen_body = true;
-        let mut l = Line { no, toks: tokens(raw), pos: 0, end_col: raw.trim_end().len() + 1 };
+        let mut l = Line {
+            no,
+            toks: tokens(raw),
+            pos: 0,
+            end_col: raw.trim_end().len() + 1,
+        };
         let first = l.toks[0].s;
         match first {
             "array" => {
                 l.pos = 1;
                 let a = parse_array(&mut l)?;
                 if s.array(&a.name).is_some() {
-                    return Err(l.err(l.toks[1].col, format!("array `{}` is declared twice", a.name)));
+                    return Err(l.err(
+                        l.toks[1].col,
+                        format!("array `{}` is declared twice", a.name),
+                    ));
                 }
                 s.arrays.push(a);
             }
@@ -167,14 +196,21 @@ pub fn parse(text: &str) -> Result<Scenario, ParseError> {
                     l.pos += 1;
                 }
                 l.done()?;
-                s.expects.push(Expect { kernel, verdict, token });
+                s.expects.push(Expect {
+                    kernel,
+                    verdict,
+                    token,
+                });
             }
             _ => {
                 let Some(actor) = first.strip_suffix(':') else {
                     return Err(l.err(1, format!("expected `array`, `schedule`, `expect` or `ACTOR: OP`, found `{first}`")));
                 };
                 if !valid_name(actor) {
-                    return Err(l.err(1, format!("expected an actor name (letters, digits, _), found `{actor}`")));
+                    return Err(l.err(
+                        1,
+                        format!("expected an actor name (letters, digits, _), found `{actor}`"),
+                    ));
                 }
                 l.pos = 1;
                 let op = parse_op(&mut l, &s)?;
@@ -190,7 +226,10 @@ fn parse_array(l: &mut Line) -> Result<ArraySpec, ParseError> {
     let col = l.col();
     let name = l.next("an array name")?.to_string();
     if !valid_name(&name) {
-        return Err(l.err(col, format!("expected an array name (letters, digits, _), found `{name}`")));
+        return Err(l.err(
+            col,
+            format!("expected an array name (letters, digits, _), found `{name}`"),
+        ));
     }
     let kind = match l.expect_word(&["dm", "md"])? {
         "dm" => ArrayKind::Dm,
@@ -200,16 +239,22 @@ fn parse_array(l: &mut Line) -> Result<ArraySpec, ParseError> {
     let col = l.col();
     let disks: u32 = keyval(l, "disks")?;
     if !(3..=12).contains(&disks) {
-        return Err(l.err(col, format!("expected disks between 3 and 12, found {disks}")));
+        return Err(l.err(
+            col,
+            format!("expected disks between 3 and 12, found {disks}"),
+        ));
     }
     let col = l.col();
     let chunk: u32 = keyval(l, "chunk")?;
     if !(1..=8).contains(&chunk) {
-        return Err(l.err(col, format!("expected chunk between 1 and 8 blocks, found {chunk}")));
+        return Err(l.err(
+            col,
+            format!("expected chunk between 1 and 8 blocks, found {chunk}"),
+        ));
     }
     let col = l.col();
     let dev: u32 = keyval(l, "dev")?;
-    if dev == 0 || dev % chunk != 0 || dev > 256 {
+    if dev == 0 || !dev.is_multiple_of(chunk) || dev > 256 {
         return Err(l.err(col, format!("expected dev (data blocks per member) a multiple of chunk, at most 256, found {dev}")));
     }
     let state = match l.peek() {
@@ -220,17 +265,32 @@ fn parse_array(l: &mut Line) -> Result<ArraySpec, ParseError> {
         _ => InitState::Clean,
     };
     l.done()?;
-    Ok(ArraySpec { name, kind, layout, disks, chunk, dev, state })
+    Ok(ArraySpec {
+        name,
+        kind,
+        layout,
+        disks,
+        chunk,
+        dev,
+        state,
+    })
 }
 
 fn array_ref(l: &mut Line, s: &Scenario, kind: ArrayKind) -> Result<String, ParseError> {
     let col = l.col();
-    let what = if kind == ArrayKind::Dm { "a dm (lvm) array name" } else { "an md array name" };
+    let what = if kind == ArrayKind::Dm {
+        "a dm (lvm) array name"
+    } else {
+        "an md array name"
+    };
     let name = l.next(what)?;
     match s.array(name) {
         Some(a) if a.kind == kind => Ok(name.to_string()),
         Some(_) => Err(l.err(col, format!("expected {what}, `{name}` is the other kind"))),
-        None => Err(l.err(col, format!("expected {what}, `{name}` is not declared by an `array` line above"))),
+        None => Err(l.err(
+            col,
+            format!("expected {what}, `{name}` is not declared by an `array` line above"),
+        )),
     }
 }
 
@@ -238,7 +298,10 @@ fn any_array(l: &mut Line, s: &Scenario) -> Result<String, ParseError> {
     let col = l.col();
     let name = l.next("an array name")?;
     if s.array(name).is_none() {
-        return Err(l.err(col, format!("expected an array name, `{name}` is not declared by an `array` line above")));
+        return Err(l.err(
+            col,
+            format!("expected an array name, `{name}` is not declared by an `array` line above"),
+        ));
     }
     Ok(name.to_string())
 }
@@ -263,15 +326,34 @@ fn parse_range(l: &mut Line) -> Result<Range, ParseError> {
 }
 
 fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
-    let cmd = l.expect_word(&["dmsetup", "lvchange", "lvconvert", "wait_for_sync", "sysfs", "read", "write", "fsck", "sleep"])?;
+    let cmd = l.expect_word(&[
+        "dmsetup",
+        "lvchange",
+        "lvconvert",
+        "wait_for_sync",
+        "sysfs",
+        "read",
+        "write",
+        "fsck",
+        "sleep",
+    ])?;
     Ok(match cmd {
-        "dmsetup" => match l.expect_word(&["load", "reload", "suspend", "resume", "remove", "message"])? {
+        "dmsetup" => match l
+            .expect_word(&["load", "reload", "suspend", "resume", "remove", "message"])?
+        {
             "load" => {
                 let dev = array_ref(l, s, ArrayKind::Dm)?;
                 let layout = layout(l)?;
                 let legs = keyval(l, "legs")?;
                 let chunk = keyval(l, "chunk")?;
-                let mut t = TableArgs { layout, legs, chunk, delta_disks: 0, data_offset: None, nosync: false };
+                let mut t = TableArgs {
+                    layout,
+                    legs,
+                    chunk,
+                    delta_disks: 0,
+                    data_offset: None,
+                    nosync: false,
+                };
                 while let Some(w) = l.peek() {
                     if w == "nosync" {
                         l.pos += 1;
@@ -281,67 +363,111 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
                     } else if w.starts_with("data_offset=") {
                         t.data_offset = Some(keyval(l, "data_offset")?);
                     } else {
-                        return Err(l.err(l.col(), format!("expected delta_disks=N, data_offset=N or nosync, found `{w}`")));
+                        return Err(l.err(
+                            l.col(),
+                            format!("expected delta_disks=N, data_offset=N or nosync, found `{w}`"),
+                        ));
                     }
                 }
                 Op::Load { dev, table: t }
             }
-            "reload" => Op::Reload { dev: array_ref(l, s, ArrayKind::Dm)? },
+            "reload" => Op::Reload {
+                dev: array_ref(l, s, ArrayKind::Dm)?,
+            },
             "suspend" => {
                 let noflush = l.peek() == Some("--noflush");
                 if noflush {
                     l.pos += 1;
                 }
-                Op::Suspend { dev: array_ref(l, s, ArrayKind::Dm)?, noflush }
+                Op::Suspend {
+                    dev: array_ref(l, s, ArrayKind::Dm)?,
+                    noflush,
+                }
             }
-            "resume" => Op::Resume { dev: array_ref(l, s, ArrayKind::Dm)? },
-            "remove" => Op::Remove { dev: array_ref(l, s, ArrayKind::Dm)? },
+            "resume" => Op::Resume {
+                dev: array_ref(l, s, ArrayKind::Dm)?,
+            },
+            "remove" => Op::Remove {
+                dev: array_ref(l, s, ArrayKind::Dm)?,
+            },
             _ => {
                 let dev = array_ref(l, s, ArrayKind::Dm)?;
-                let word = l.expect_word(&["idle", "frozen", "resync", "recover", "check", "repair", "reshape"])?.to_string();
+                let word = l
+                    .expect_word(&[
+                        "idle", "frozen", "resync", "recover", "check", "repair", "reshape",
+                    ])?
+                    .to_string();
                 Op::Message { dev, word }
             }
         },
         "lvchange" => match l.expect_word(&["-ay", "-an"])? {
-            "-ay" => Op::Activate { dev: array_ref(l, s, ArrayKind::Dm)? },
-            _ => Op::Deactivate { dev: array_ref(l, s, ArrayKind::Dm)? },
+            "-ay" => Op::Activate {
+                dev: array_ref(l, s, ArrayKind::Dm)?,
+            },
+            _ => Op::Deactivate {
+                dev: array_ref(l, s, ArrayKind::Dm)?,
+            },
         },
         "lvconvert" => match l.expect_word(&["--stripes", "--stripesize", "--type"])? {
             "--stripes" => {
                 let col = l.col();
                 let stripes: u32 = l.number("a stripe count")?;
                 if !(2..=11).contains(&stripes) {
-                    return Err(l.err(col, format!("expected a stripe count between 2 and 11, found {stripes}")));
+                    return Err(l.err(
+                        col,
+                        format!("expected a stripe count between 2 and 11, found {stripes}"),
+                    ));
                 }
                 let force = l.peek() == Some("--force");
                 if force {
                     l.pos += 1;
                 }
-                Op::Stripes { dev: array_ref(l, s, ArrayKind::Dm)?, stripes, force }
+                Op::Stripes {
+                    dev: array_ref(l, s, ArrayKind::Dm)?,
+                    stripes,
+                    force,
+                }
             }
             "--stripesize" => {
                 let col = l.col();
                 let chunk: u32 = l.number("a stripe size in blocks")?;
                 if !(1..=8).contains(&chunk) {
-                    return Err(l.err(col, format!("expected a stripe size between 1 and 8 blocks, found {chunk}")));
+                    return Err(l.err(
+                        col,
+                        format!("expected a stripe size between 1 and 8 blocks, found {chunk}"),
+                    ));
                 }
-                Op::Stripesize { dev: array_ref(l, s, ArrayKind::Dm)?, chunk }
+                Op::Stripesize {
+                    dev: array_ref(l, s, ArrayKind::Dm)?,
+                    chunk,
+                }
             }
             _ => {
                 let layout = layout(l)?;
-                Op::Retype { dev: array_ref(l, s, ArrayKind::Dm)?, layout }
+                Op::Retype {
+                    dev: array_ref(l, s, ArrayKind::Dm)?,
+                    layout,
+                }
             }
         },
-        "wait_for_sync" => Op::WaitForSync { dev: array_ref(l, s, ArrayKind::Dm)? },
+        "wait_for_sync" => Op::WaitForSync {
+            dev: array_ref(l, s, ArrayKind::Dm)?,
+        },
         "sysfs" => {
             let md = array_ref(l, s, ArrayKind::Md)?;
             match l.expect_word(&["sync_action", "array_state", "sync_max", "raid_disks"])? {
                 "sync_action" => {
-                    let word = l.expect_word(&["idle", "frozen", "resync", "recover", "check", "repair", "reshape"])?.to_string();
+                    let word = l
+                        .expect_word(&[
+                            "idle", "frozen", "resync", "recover", "check", "repair", "reshape",
+                        ])?
+                        .to_string();
                     Op::SyncAction { md, word }
                 }
                 "array_state" => {
-                    let word = l.expect_word(&["readonly", "read-auto", "active", "clean"])?.to_string();
+                    let word = l
+                        .expect_word(&["readonly", "read-auto", "active", "clean"])?
+                        .to_string();
                     Op::ArrayState { md, word }
                 }
                 "sync_max" => {
@@ -353,12 +479,23 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
                     };
                     Op::SyncMax { md, max }
                 }
-                _ => Op::RaidDisks { md, disks: l.number("a disk count")? },
+                _ => Op::RaidDisks {
+                    md,
+                    disks: l.number("a disk count")?,
+                },
             }
         }
-        "read" => Op::Read { dev: any_array(l, s)?, range: parse_range(l)? },
-        "write" => Op::Write { dev: any_array(l, s)?, range: parse_range(l)? },
-        "fsck" => Op::Fsck { dev: any_array(l, s)? },
+        "read" => Op::Read {
+            dev: any_array(l, s)?,
+            range: parse_range(l)?,
+        },
+        "write" => Op::Write {
+            dev: any_array(l, s)?,
+            range: parse_range(l)?,
+        },
+        "fsck" => Op::Fsck {
+            dev: any_array(l, s)?,
+        },
         _ => Op::Sleep,
     })
 }
@@ -378,7 +515,13 @@ impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::Load { dev, table: t } => {
-                write!(f, "dmsetup load {dev} {} legs={} chunk={}", t.layout.name(), t.legs, t.chunk)?;
+                write!(
+                    f,
+                    "dmsetup load {dev} {} legs={} chunk={}",
+                    t.layout.name(),
+                    t.legs,
+                    t.chunk
+                )?;
                 if t.delta_disks != 0 {
                     write!(f, " delta_disks={}", t.delta_disks)?;
                 }
@@ -391,13 +534,25 @@ impl fmt::Display for Op {
                 Ok(())
             }
             Op::Reload { dev } => write!(f, "dmsetup reload {dev}"),
-            Op::Suspend { dev, noflush } => write!(f, "dmsetup suspend {}{dev}", if *noflush { "--noflush " } else { "" }),
+            Op::Suspend { dev, noflush } => write!(
+                f,
+                "dmsetup suspend {}{dev}",
+                if *noflush { "--noflush " } else { "" }
+            ),
             Op::Resume { dev } => write!(f, "dmsetup resume {dev}"),
             Op::Remove { dev } => write!(f, "dmsetup remove {dev}"),
             Op::Message { dev, word } => write!(f, "dmsetup message {dev} {word}"),
             Op::Activate { dev } => write!(f, "lvchange -ay {dev}"),
             Op::Deactivate { dev } => write!(f, "lvchange -an {dev}"),
-            Op::Stripes { dev, stripes, force } => write!(f, "lvconvert --stripes {stripes} {}{dev}", if *force { "--force " } else { "" }),
+            Op::Stripes {
+                dev,
+                stripes,
+                force,
+            } => write!(
+                f,
+                "lvconvert --stripes {stripes} {}{dev}",
+                if *force { "--force " } else { "" }
+            ),
             Op::Stripesize { dev, chunk } => write!(f, "lvconvert --stripesize {chunk} {dev}"),
             Op::Retype { dev, layout } => write!(f, "lvconvert --type {} {dev}", layout.name()),
             Op::WaitForSync { dev } => write!(f, "wait_for_sync {dev}"),
@@ -428,7 +583,15 @@ impl fmt::Display for Scenario {
         }
         for a in &self.arrays {
             let kind = if a.kind == ArrayKind::Dm { "dm" } else { "md" };
-            let _ = write!(out, "array {} {kind} {} disks={} chunk={} dev={}", a.name, a.layout.name(), a.disks, a.chunk, a.dev);
+            let _ = write!(
+                out,
+                "array {} {kind} {} disks={} chunk={} dev={}",
+                a.name,
+                a.layout.name(),
+                a.disks,
+                a.chunk,
+                a.dev
+            );
             if a.state == InitState::Resync {
                 out.push_str(" resync");
             }

@@ -42,27 +42,43 @@ impl Outcome {
 /// Which §2.13 mechanism a hang's end state matches.
 pub fn classify_hang(w: &World) -> &'static str {
     let sleeping = |what: &str| {
-        w.tasks.iter().any(|t| !t.finished && t.sleep.as_ref().is_some_and(|s| s.what.contains(what)))
+        w.tasks
+            .iter()
+            .any(|t| !t.finished && t.sleep.as_ref().is_some_and(|s| s.what.contains(what)))
     };
     if sleeping("raid5_make_request: waiting for reshape")
-        && (sleeping("dm_suspend: waiting for in-flight bios") || sleeping("mddev_suspend: waiting for active_io"))
+        && (sleeping("dm_suspend: waiting for in-flight bios")
+            || sleeping("mddev_suspend: waiting for active_io"))
     {
         return "H5";
     }
     if !sleeping("stop_sync_thread: waiting for MD_RECOVERY_RUNNING") && !sleeping("kthread_stop") {
-        return if sleeping("raid5_make_request: waiting for reshape") { "H5" } else { "other" };
+        return if sleeping("raid5_make_request: waiting for reshape") {
+            "H5"
+        } else {
+            "other"
+        };
     }
     for md in w.mddevs.iter().filter(|m| m.test(MD_RECOVERY_RUNNING)) {
         let done = md.test(MD_RECOVERY_DONE);
         if done && md.suspended > 0 && !w.k.has(Change::CheckRecoveryServesSuspended) {
             return "H1";
         }
-        if done && !md_is_rdwr(md) && !md.test(MD_RECOVERY_NEEDED) && !w.k.has(Change::CheckRecoveryReapsReadOnly) {
+        if done
+            && !md_is_rdwr(md)
+            && !md.test(MD_RECOVERY_NEEDED)
+            && !w.k.has(Change::CheckRecoveryReapsReadOnly)
+        {
             return "H2";
         }
         if !done {
             match md.sync_thread.map(|t| &w.threads[t]) {
-                Some(t) if !t.in_fn && (t.last_exit.starts_with("E2") || t.last_exit.starts_with("E3")) => return "H3",
+                Some(t)
+                    if !t.in_fn
+                        && (t.last_exit.starts_with("E2") || t.last_exit.starts_with("E3")) =>
+                {
+                    return "H3"
+                }
                 Some(t) if t.runs == 0 => return "H4",
                 None => return "H4",
                 _ => {}

@@ -1,0 +1,71 @@
+//! The command line: exit statuses and one-line errors.
+
+use std::process::Command;
+
+fn mdfuzz(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_mdfuzz"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn tmp(name: &str, text: &str) -> String {
+    let p = std::env::temp_dir().join(format!("mdfuzz-cli-{}-{name}", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn malformed_scenarios_unknown_kernels_and_patches_exit_2_with_one_line() {
+    let bad = tmp(
+        "bad.scn",
+        "array lv dm raid5_ls disks=4 chunk=2 dev=16\nlvm: lvchange -ay\n",
+    );
+    let (code, _, err) = mdfuzz(&["replay", &bad]);
+    assert_eq!(code, 2);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("{bad}:2:18: expected a dm (lvm) array name")),
+        "{err}"
+    );
+    let good = tmp(
+        "good.scn",
+        "array lv dm raid5_ls disks=4 chunk=2 dev=16\nlvm: lvchange -ay lv\nexpect v6.9 pass\n",
+    );
+    let (code, _, err) = mdfuzz(&["replay", &good, "-k", "v6.8"]);
+    assert_eq!((code, err.lines().count()), (2, 1), "{err}");
+    assert!(err.contains("unknown kernel `v6.8`"), "{err}");
+    let (code, _, err) = mdfuzz(&["replay", &good, "-k", "v6.7+p42"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown patch `p42`"), "{err}");
+    let (code, _, err) = mdfuzz(&["replay", "/nonexistent/x.scn"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no such file"), "{err}");
+}
+
+#[test]
+fn replay_exits_1_on_a_mismatch_and_prints_json_lines() {
+    let f = tmp("h1.scn", "array lv dm raid5_ls disks=4 chunk=2 dev=32 resync\nlvm: lvchange -ay lv\nlvm: lvchange -an lv\nexpect v6.7 pass\n");
+    let (code, out, _) = mdfuzz(&["replay", &f, "-k", "v6.7", "--json"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(v["verdict"], "hang");
+    assert_eq!(v["kernel"], "v6.7");
+    assert!(v["detail"].as_str().unwrap().contains("stop_sync_thread"));
+    let (code, out, _) = mdfuzz(&["replay", &f, "-k", "v6.9"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn kernels_lists_every_patch() {
+    let (code, out, _) = mdfuzz(&["kernels"]);
+    assert_eq!(code, 0);
+    for p in ["p1 ", "p11", "41425f96d7aa", "c467e97f079f", "v6.7+v2"] {
+        assert!(out.contains(p), "{p} missing from\n{out}");
+    }
+}
