@@ -54,28 +54,34 @@ impl Rng {
     }
 }
 
-pub fn fuzz(
-    target: &str,
-    kernel: &str,
-    time: &str,
-    jobs: usize,
-    seed: u64,
-    max_ops: usize,
-    out: &Path,
-) -> Result<bool, BadInput> {
-    let target = Target::parse(target).ok_or_else(|| {
+/// The command line of a campaign.
+pub struct Campaign {
+    pub target: String,
+    pub kernel: String,
+    pub time: String,
+    pub jobs: usize,
+    pub seed: u64,
+    pub max_ops: usize,
+    pub execs: Option<u64>,
+}
+
+pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
+    let (seed, jobs, limit) = (c.seed, c.jobs, c.execs.unwrap_or(u64::MAX));
+    let target = Target::parse(&c.target).ok_or_else(|| {
         bad(anyhow!(
-            "--target: expected postfix, differential or hunt, found `{target}`"
+            "--target: expected postfix, differential or hunt, found `{}`",
+            c.target
         ))
     })?;
-    let hunted = parse_kernel(kernel)?;
-    let budget = parse_duration(time).ok_or_else(|| {
+    let hunted = parse_kernel(&c.kernel)?;
+    let budget = parse_duration(&c.time).ok_or_else(|| {
         bad(anyhow!(
-            "--time: expected a duration like 30s or 2m, found `{time}`"
+            "--time: expected a duration like 30s or 2m, found `{}`",
+            c.time
         ))
     })?;
     let lim = Limits {
-        max_ops: max_ops.max(1),
+        max_ops: c.max_ops.max(1),
         max_schedule: 64,
     };
     let stats = Arc::new(Mutex::new(Stats::default()));
@@ -89,14 +95,14 @@ pub fn fuzz(
                 let mut rng = Rng((seed.wrapping_add(j as u64 * 0x9e37_79b9))
                     .wrapping_mul(0x2545_f491_4f6c_dd1d)
                     | 1);
-                while start.elapsed() < budget {
+                while start.elapsed() < budget && stats.lock().unwrap().execs < limit {
                     let s = from_bytes(&rng.bytes(), lim);
                     let (outs, fail) = check(target, &hunted, &s);
                     let mut st = stats.lock().unwrap();
                     st.execs += 1;
                     st.runs += outs.len() as u64;
                     for o in &outs {
-                        *st.verdicts.entry(o.verdict.name().to_string()).or_default() += 1;
+                        *st.verdicts.entry(o.short()).or_default() += 1;
                     }
                     if let Some(f) = fail {
                         if !st.failures.contains_key(&f.signature) {

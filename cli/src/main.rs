@@ -59,6 +59,9 @@ enum Cmd {
         seed: u64,
         #[arg(long, default_value_t = 24)]
         max_ops: usize,
+        /// Stop after this many scenarios (whichever of --time / --execs comes first).
+        #[arg(long)]
+        execs: Option<u64>,
         /// Where findings go.
         #[arg(long, default_value = "fuzz-findings")]
         out: PathBuf,
@@ -123,8 +126,20 @@ fn main() -> ExitCode {
             jobs,
             seed,
             max_ops,
+            execs,
             out,
-        } => fuzz::fuzz(&target, &kernel, &time, jobs, seed, max_ops, &out),
+        } => fuzz::fuzz(
+            &fuzz::Campaign {
+                target,
+                kernel,
+                time,
+                jobs,
+                seed,
+                max_ops,
+                execs,
+            },
+            &out,
+        ),
         Cmd::Minimize { file, kernel } => minimize(&file, &kernel),
         Cmd::Import { artifact } => import(&artifact),
     };
