@@ -72,6 +72,17 @@ enum Cmd {
         #[arg(short, long)]
         kernel: String,
     },
+    /// Benchmark: executions per second and time to the first find of each failure class.
+    Bench {
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        /// Cap per seed and class.
+        #[arg(long, default_value = "10s")]
+        budget: String,
+        /// Time per cell of the executions-per-second table.
+        #[arg(long, default_value = "2s")]
+        rate: String,
+    },
     /// Turn a libFuzzer artifact (or any fuzz input) into scenario text.
     Import { artifact: PathBuf },
     /// Try random schedules for a scenario until a run under KERNEL gets the wanted verdict;
@@ -93,6 +104,7 @@ enum Cmd {
     },
 }
 
+mod bench;
 mod fuzz;
 
 /// Bad input: reported on one line, exit status 2.
@@ -141,6 +153,19 @@ fn main() -> ExitCode {
             &out,
         ),
         Cmd::Minimize { file, kernel } => minimize(&file, &kernel),
+        Cmd::Bench {
+            seeds,
+            budget,
+            rate,
+        } => match (fuzz::parse_duration(&budget), fuzz::parse_duration(&rate)) {
+            (Some(b), Some(r)) => {
+                print!("{}", bench::bench(seeds, b, r));
+                Ok(true)
+            }
+            _ => Err(bad(anyhow!(
+                "--budget / --rate: expected durations like 10s"
+            ))),
+        },
         Cmd::Import { artifact } => import(&artifact),
     };
     match r {

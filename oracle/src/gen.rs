@@ -311,12 +311,13 @@ pub fn from_bytes(data: &[u8], lim: Limits) -> Scenario {
     scenario(&mut u, lim).unwrap_or_default()
 }
 
-/// A fuzz input: a scenario file if it parses as one (so the corpus seeds a campaign), else
-/// generator bytes.
+/// A fuzz input: a scenario file if it parses as one (so the corpus seeds a campaign; a
+/// mutated one is completed like a generated one), else generator bytes.
 pub fn decode_input(data: &[u8]) -> Scenario {
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(s) = crate::text::parse(text) {
+        if let Ok(mut s) = crate::text::parse(text) {
             if !s.arrays.is_empty() {
+                complete(&mut s);
                 return s;
             }
         }
