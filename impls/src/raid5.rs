@@ -485,6 +485,12 @@ fn make_stripe_request(k: &mut K, m: MdId, bio: usize, b: Sector) -> StripeResul
         return result;
     }
     let g = if previous { c.prev } else { c.geo };
+    if b >= geo_size(&g, c.dev_data) {
+        // The array shrank under the bio (bio_check_eod passed at submission): beyond the end.
+        let why = format!("block {b} is beyond the end of {}", k.mddevs[m].name);
+        k.io_refusals.push(crate::sched::IoRefusal { bio, justified: true, why });
+        return StripeResult::Fail;
+    }
     let (d, s) = map_block(&g, b);
     let mem = k.mddevs[m].members;
     if k.bios[bio].write {
