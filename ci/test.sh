@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 export CI="${CI:-true}"   # insta: a missing or changed snapshot fails instead of being written
 cargo fmt --all -- --check
 cargo clippy --all-targets --release -- -D warnings
-cargo test --workspace --release
+BOLERO_RANDOM_ITERATIONS="${BOLERO_RANDOM_ITERATIONS:-300}" cargo test --workspace --release
 cargo build --release
 ./target/release/mdfuzz replay corpus/

@@ -198,6 +198,11 @@ pub fn dm_remove(k: &mut K, d: DevId) -> Result<(), Errno> {
         return Err(EBUSY);
     }
     k.dms[d].deleting = true;
+    // __hash_remove() destroys the inactive table first; dm_destroy() then suspends and
+    // destroys the live one.
+    if let Some(m) = k.dms[d].inactive.take() {
+        dm_raid::raid_dtr(k, m);
+    }
     suspend_lock(k, d);
     if let Some(m) = k.dms[d].live {
         if !k.dms[d].suspended {
@@ -211,9 +216,6 @@ pub fn dm_remove(k: &mut K, d: DevId) -> Result<(), Errno> {
     k.dms[d].block_io = true;
     suspend_unlock(k, d);
     if let Some(m) = k.dms[d].live.take() {
-        dm_raid::raid_dtr(k, m);
-    }
-    if let Some(m) = k.dms[d].inactive.take() {
         dm_raid::raid_dtr(k, m);
     }
     let q = k.dms[d].wait;

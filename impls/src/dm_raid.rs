@@ -217,7 +217,13 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     md::md_start(k, m);
     rs_set(k, m, RT_FLAG_RS_SUSPENDED);
     if rs_test(k, m, RT_FLAG_RESHAPE_RS) {
-        raid5::check_reshape(k, m)?;
+        if let Err(e) = raid5::check_reshape(k, m) {
+            // bad_unlock: md_stop, unlock.
+            md::md_stop(k, m);
+            md::mddev_unlock(k, m);
+            md::mddev_free(k, m);
+            return Err(e);
+        }
     }
     md::mddev_unlock(k, m);
     let (name, rec) = (k.mddevs[m].name.clone(), recovery_str(k.mddevs[m].recovery));

@@ -647,7 +647,7 @@ pub fn stop_sync_thread(k: &mut K, m: MdId, locked: bool, check_seq: bool) {
     k.set_bit(m, MD_RECOVERY_INTR);
     let st = k.mddevs[m].sync_thread;
     md_wakeup_thread_directly(k, st);
-    if k.mddevs[m].sync_work_pending || k.mddevs[m].sync_work_running {
+    if k.mddevs[m].sync_work_pending {
         flush_sync_work(k, m);
     }
     let q = k.resync_wait;
@@ -712,10 +712,17 @@ pub fn md_frozen_sync_thread(k: &mut K, m: MdId) {
 /// `md_unfrozen_sync_thread()` (exported by 7a2347e284d7 / v2 p5; reconfig_mutex held).
 pub fn md_unfrozen_sync_thread(k: &mut K, m: MdId) {
     enter!(k, "md_unfrozen_sync_thread");
+    let v2 = k.k.has(Change::V2HelpersTakeSyncMutex);
+    if v2 {
+        sync_mutex_lock(k, m);
+    }
     k.clear_bit(m, MD_RECOVERY_FROZEN);
     k.set_bit(m, MD_RECOVERY_NEEDED);
     let d = k.mddevs[m].thread;
     md_wakeup_thread(k, d);
+    if v2 {
+        sync_mutex_unlock(k, m);
+    }
 }
 
 /// sysfs `sync_action` (`action_store`).

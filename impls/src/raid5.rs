@@ -374,10 +374,8 @@ pub fn raid5_finish_reshape(k: &mut K, m: MdId) {
         return;
     }
     let md = &mut k.mddevs[m];
-    if md.reshape_position != MAX_SECTOR {
-        return;
-    }
     md.geo = md.new_geo;
+    md.reshape_position = MAX_SECTOR;
     md.delta_disks = 0;
     md.reshape_backwards = false;
 }
@@ -414,11 +412,13 @@ enum StripeResult {
 /// ahead of reshape_progress ("mismatch, try again").
 fn stripe_ahead_of_reshape(k: &K, m: MdId, b: Sector) -> bool {
     let c = conf(k, m);
-    let span = (c.prev.chunk * c.prev.data_disks()) as Sector;
-    let min = b / span * span;
+    // The stripe head of `b`: the same offset in each data chunk of its row.
+    let chunk = c.prev.chunk as Sector;
+    let span = chunk * c.prev.data_disks() as Sector;
+    let min = b / span * span + b % chunk;
     // Before c467e97f079f the max was accumulated with min(), so it stayed 0.
     let max = if k.k.has(Change::StripeAheadValidSectors) {
-        min + span - 1
+        min + span - chunk
     } else {
         0
     };
@@ -488,7 +488,11 @@ fn make_stripe_request(k: &mut K, m: MdId, bio: usize, b: Sector) -> StripeResul
     if b >= geo_size(&g, c.dev_data) {
         // The array shrank under the bio (bio_check_eod passed at submission): beyond the end.
         let why = format!("block {b} is beyond the end of {}", k.mddevs[m].name);
-        k.io_refusals.push(crate::sched::IoRefusal { bio, justified: true, why });
+        k.io_refusals.push(crate::sched::IoRefusal {
+            bio,
+            justified: true,
+            why,
+        });
         return StripeResult::Fail;
     }
     let (d, s) = map_block(&g, b);
