@@ -356,8 +356,10 @@ impl World {
 }
 
 impl<'a> K<'a> {
-    fn check_abort(&self) {
+    fn check_abort(&mut self) {
         if self.abort {
+            // Release the lock before unwinding: a guard dropped by the unwind would poison it.
+            self.g = None;
             std::panic::resume_unwind(Box::new(Aborted));
         }
     }
@@ -366,6 +368,16 @@ impl<'a> K<'a> {
     /// any other task here.
     pub fn pre(&mut self) {
         self.g = None;
+        self.g = Some(self.cx.sys.world.lock().unwrap_or_else(|e| e.into_inner()));
+        self.steps += 1;
+        self.check_abort();
+    }
+
+    /// `schedule()` in a polling loop: drop the lock and yield the CPU (loom needs an explicit
+    /// yield in a spin loop).
+    pub fn yield_now(&mut self) {
+        self.g = None;
+        thread::yield_now();
         self.g = Some(self.cx.sys.world.lock().unwrap_or_else(|e| e.into_inner()));
         self.steps += 1;
         self.check_abort();

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# loom: exhaustive interleavings (preemption bound LOOM_MAX_PREEMPTIONS, default 2/1 per test)
+# of small set-ups, in their own workspace (the model's `loom` feature must not unify with the
+# shuttle default). Post-fix kernels: no deadlock, no broken invariant; v6.7: deadlock (H1).
+set -euo pipefail
+cd "$(dirname "$0")/../loomtests"
+cargo test --release -- --test-threads 1
