@@ -69,3 +69,26 @@ fn kernels_lists_every_patch() {
         assert!(out.contains(p), "{p} missing from\n{out}");
     }
 }
+
+/// A fuzz artifact imports to scenario text, minimizes, and replays to the same verdict.
+#[test]
+fn an_imported_artifact_minimizes_and_replays_to_the_same_verdict() {
+    // A libFuzzer input is generator bytes; this one decodes to some scenario.
+    let bytes: Vec<u8> = (0..300u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let art = std::env::temp_dir().join(format!("mdfuzz-cli-{}-crash", std::process::id()));
+    std::fs::write(&art, &bytes).unwrap();
+    let (code, text, _) = mdfuzz(&["import", &art.display().to_string()]);
+    assert_eq!(code, 0);
+    let scn = tmp("imported.scn", &text);
+    let (code, before, _) = mdfuzz(&["replay", &scn, "-k", "v6.7", "--json"]);
+    assert!(code == 0, "{before}");
+    let v: serde_json::Value = serde_json::from_str(before.lines().next().unwrap()).unwrap();
+    let (code, min, err) = mdfuzz(&["minimize", &scn, "-k", "v6.7"]);
+    assert_eq!(code, 0, "{err}");
+    let m = tmp("min.scn", &min);
+    let (_, after, _) = mdfuzz(&["replay", &m, "-k", "v6.7", "--json"]);
+    let w: serde_json::Value = serde_json::from_str(after.lines().next().unwrap()).unwrap();
+    assert_eq!((&v["verdict"], &v["token"]), (&w["verdict"], &w["token"]));
+}
