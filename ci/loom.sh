@@ -4,4 +4,4 @@
 # shuttle default). Post-fix kernels: no deadlock, no broken invariant; v6.7: deadlock (H1).
 set -euo pipefail
 cd "$(dirname "$0")/../loomtests"
-cargo test --release -- --test-threads 1
+cargo test --release -- --test-threads 1 --nocapture 2>&1 | grep -v "^Box<dyn Any>$\|^$\|generator-0.8.12\|^panicked at\|^thread .* panicked\|^stack backtrace\|^note: \|^ *[0-9]*: \|^ *at "

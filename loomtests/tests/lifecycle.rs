@@ -128,6 +128,25 @@ fn panics_of(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
     seen
 }
 
+static ITERATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Checks `f` under loom with preemption bound `n` (LOOM_MAX_PREEMPTIONS overrides) and prints
+/// the interleavings explored and the time.
+fn check(name: &str, n: usize, f: impl Fn() + Sync + Send + 'static) {
+    use std::sync::atomic::Ordering::Relaxed;
+    ITERATIONS.store(0, Relaxed);
+    let start = std::time::Instant::now();
+    bounded(n).check(move || {
+        ITERATIONS.fetch_add(1, Relaxed);
+        f()
+    });
+    println!(
+        "loom {name}: {} interleavings, {:.1}s",
+        ITERATIONS.load(Relaxed),
+        start.elapsed().as_secs_f64()
+    );
+}
+
 fn bounded(n: usize) -> loom::model::Builder {
     let mut b = loom::model::Builder::new();
     let env = std::env::var("LOOM_MAX_PREEMPTIONS")
@@ -141,10 +160,14 @@ fn bounded(n: usize) -> loom::model::Builder {
 #[test]
 fn h1_remove_during_resync_never_deadlocks_post_fix() {
     for k in ["v6.7+v2", "v6.9"] {
-        bounded(2).check(move || {
-            let v = model(k, true, activate_then_remove);
-            assert!(v.is_empty(), "{k}: {v:?}");
-        });
+        check(
+            &format!("H1 lvchange -an during resync, {k}, bound 2"),
+            2,
+            move || {
+                let v = model(k, true, activate_then_remove);
+                assert!(v.is_empty(), "{k}: {v:?}");
+            },
+        );
     }
 }
 
@@ -164,9 +187,13 @@ fn h1_remove_during_resync_deadlocks_v6_7() {
 #[test]
 fn m1_idle_message_during_check_post_fix_is_clean() {
     for k in ["v6.7+v2", "v6.9"] {
-        bounded(1).check(move || {
-            let v = model(k, false, check_then_idle);
-            assert!(v.is_empty(), "{k}: {v:?}");
-        });
+        check(
+            &format!("M1 idle message during check, {k}, bound 1"),
+            1,
+            move || {
+                let v = model(k, false, check_then_idle);
+                assert!(v.is_empty(), "{k}: {v:?}");
+            },
+        );
     }
 }
