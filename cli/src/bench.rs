@@ -6,6 +6,7 @@
 //! (c) baseline: the same generated ops, no prefix, every decision uniformly random (seeded).
 //! Wall-clock time is measured here (the model itself never reads a clock).
 
+use crate::fuzz::Rng;
 use md_model::Kernel;
 use md_oracle::gen::{from_bytes, Limits};
 use md_oracle::scenario::{Scenario, VerdictKind};
@@ -58,31 +59,18 @@ const CLASSES: &[Class] = &[
     },
 ];
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| (self.next() >> 32) as u8).collect()
-    }
-}
-
 fn scenario_with_ops(rng: &mut Rng, ops: usize) -> Scenario {
     let lim = Limits {
         max_ops: ops,
         max_schedule: 64,
     };
     // Try a few inputs for one with the wanted op count (the generator picks 1..=max).
-    let mut best = from_bytes(&rng.bytes(400), lim);
+    let mut best = from_bytes(&rng.bytes_n(400), lim);
     for _ in 0..16 {
         if best.ops.len() >= ops {
             break;
         }
-        let s = from_bytes(&rng.bytes(400), lim);
+        let s = from_bytes(&rng.bytes_n(400), lim);
         if s.ops.len() > best.ops.len() {
             best = s;
         }
@@ -105,8 +93,7 @@ fn time_to_find(class: &Class, seed: u64, cap: Duration, baseline: bool) -> Opti
     let start = Instant::now();
     let mut execs = 0u64;
     while start.elapsed() < cap {
-        let n = 32 + (rng.next() % 480) as usize;
-        let mut s = from_bytes(&rng.bytes(n), Limits::default());
+        let mut s = from_bytes(&rng.bytes(), Limits::default());
         let opts = if baseline {
             s.schedule.clear();
             RunOptions {

@@ -39,17 +39,21 @@ struct Stats {
     failures: BTreeMap<String, (Scenario, Failure)>,
 }
 
-/// A small deterministic byte source per job.
-struct Rng(u64);
+/// A small deterministic byte source (xorshift64), one per job.
+pub struct Rng(pub u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn bytes(&mut self) -> Vec<u8> {
+    /// A fuzz input of 32..512 bytes.
+    pub fn bytes(&mut self) -> Vec<u8> {
         let n = 32 + (self.next() % 480) as usize;
+        self.bytes_n(n)
+    }
+    pub fn bytes_n(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| (self.next() >> 32) as u8).collect()
     }
 }

@@ -135,6 +135,24 @@ pub struct Superblock {
     pub before_finish: bool,
 }
 
+impl Superblock {
+    /// The superblock of an assembled array with geometry `geo`, in sync or needing its
+    /// initial resync.
+    pub fn new(geo: Geo, needs_resync: bool) -> Superblock {
+        Superblock {
+            valid: true,
+            events: 1,
+            geo,
+            prev_geo: geo,
+            reshape_position: MAX_SECTOR,
+            reshape_backwards: false,
+            delta_disks: 0,
+            recovery_cp: if needs_resync { 0 } else { MAX_SECTOR },
+            before_finish: false,
+        }
+    }
+}
+
 /// The member devices of one array: superblock and data, shared by every mddev (table
 /// instance) built over them.
 #[derive(Clone, Debug)]

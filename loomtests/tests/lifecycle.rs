@@ -23,17 +23,7 @@ fn world(kernel: &str, resync: bool) -> Arc<Sys> {
     };
     w.members.push(Members {
         name: "lv".into(),
-        sb: Superblock {
-            valid: true,
-            events: 1,
-            geo,
-            prev_geo: geo,
-            reshape_position: MAX_SECTOR,
-            reshape_backwards: false,
-            delta_disks: 0,
-            recovery_cp: if resync { 0 } else { MAX_SECTOR },
-            before_finish: false,
-        },
+        sb: Superblock::new(geo, resync),
         dev_data: 2,
         dev_blocks: 4,
         disks: vec![vec![0; 4]; 4],

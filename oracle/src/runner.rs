@@ -270,21 +270,7 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
         }
         k.members.push(Members {
             name: a.name.clone(),
-            sb: Superblock {
-                valid: true,
-                events: 1,
-                geo,
-                prev_geo: geo,
-                reshape_position: MAX_SECTOR,
-                reshape_backwards: false,
-                delta_disks: 0,
-                recovery_cp: if a.state == InitState::Resync {
-                    0
-                } else {
-                    MAX_SECTOR
-                },
-                before_finish: false,
-            },
+            sb: Superblock::new(geo, a.state == InitState::Resync),
             dev_data: a.dev,
             dev_blocks,
             disks,
