@@ -59,13 +59,25 @@ impl Rng {
 }
 
 /// The command line of a campaign.
+#[derive(clap::Args)]
 pub struct Campaign {
+    /// postfix, differential or hunt.
+    #[arg(long, default_value = "hunt")]
     pub target: String,
+    /// The kernel `hunt` hunts.
+    #[arg(short, long, default_value = "v6.7")]
     pub kernel: String,
+    /// How long (e.g. 30s, 2m).
+    #[arg(long, default_value = "60s")]
     pub time: String,
+    #[arg(long, default_value_t = 1)]
     pub jobs: usize,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    #[arg(long, default_value_t = 24)]
     pub max_ops: usize,
+    /// Stop after this many scenarios (whichever of --time / --execs comes first).
+    #[arg(long)]
     pub execs: Option<u64>,
 }
 

@@ -45,23 +45,8 @@ enum Cmd {
     /// An in-process fuzz campaign: generated scenarios and schedules, checked by a property;
     /// each new failure is minimized and saved as a commented scenario.
     Fuzz {
-        #[arg(long, default_value = "hunt")]
-        target: String,
-        /// The kernel `hunt` hunts.
-        #[arg(short, long, default_value = "v6.7")]
-        kernel: String,
-        /// How long (e.g. 30s, 2m).
-        #[arg(long, default_value = "60s")]
-        time: String,
-        #[arg(long, default_value_t = 1)]
-        jobs: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long, default_value_t = 24)]
-        max_ops: usize,
-        /// Stop after this many scenarios (whichever of --time / --execs comes first).
-        #[arg(long)]
-        execs: Option<u64>,
+        #[command(flatten)]
+        campaign: fuzz::Campaign,
         /// Where findings go.
         #[arg(long, default_value = "fuzz-findings")]
         out: PathBuf,
@@ -131,27 +116,7 @@ fn main() -> ExitCode {
             seed,
             len,
         } => search(&file, &kernel, &want, tries, seed, len),
-        Cmd::Fuzz {
-            target,
-            kernel,
-            time,
-            jobs,
-            seed,
-            max_ops,
-            execs,
-            out,
-        } => fuzz::fuzz(
-            &fuzz::Campaign {
-                target,
-                kernel,
-                time,
-                jobs,
-                seed,
-                max_ops,
-                execs,
-            },
-            &out,
-        ),
+        Cmd::Fuzz { campaign, out } => fuzz::fuzz(&campaign, &out),
         Cmd::Minimize { file, kernel } => minimize(&file, &kernel),
         Cmd::Bench {
             seeds,

@@ -75,22 +75,11 @@ fn errno(r: Result<(), &'static str>) -> R {
     r.map_err(|e| e.to_string())
 }
 
-fn table_of(t: &crate::scenario::TableArgs) -> Table {
-    Table {
-        layout: t.layout,
-        legs: t.legs,
-        chunk: t.chunk,
-        delta_disks: t.delta_disks,
-        data_offset: t.data_offset,
-        nosync: t.nosync,
-    }
-}
-
 fn exec_op(k: &mut K, op: &Op) -> R {
     match op {
         Op::Load { dev: name, table } => {
             let d = dev(k, name);
-            errno(table_load(k, d, &table_of(table)))
+            errno(table_load(k, d, table))
         }
         Op::Reload { dev: name } => {
             let d = dev(k, name);

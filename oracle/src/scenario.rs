@@ -49,15 +49,8 @@ pub enum Range {
     Behind(u64),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TableArgs {
-    pub layout: Layout,
-    pub legs: u32,
-    pub chunk: u32,
-    pub delta_disks: i32,
-    pub data_offset: Option<u32>,
-    pub nosync: bool,
-}
+/// A `dmsetup load` table line is the dm-raid target's own `Table`.
+pub use md_model::dm_raid::Table as TableArgs;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
