@@ -1,63 +1,92 @@
 //! `mdfuzz bench`: executions per second, and time / executions to the first input of each
-//! known failure class, for the in-process campaign and for a baseline.
+//! known failure class (`hunt`'s property restricted to the class), from an empty corpus:
 //!
 //! (a) `mdfuzz fuzz`'s generator: generated ops with a schedule prefix from the input bytes and
 //!     the round-robin tail;
-//! (c) baseline: the same generated ops, no prefix, every decision uniformly random (seeded).
+//! (b) `cargo fuzz run hunt` (the libFuzzer binary, `MDFUZZ_CLASS` set) with [`LIBFUZZER_LEN`]
+//!     and code coverage only; (b+) the same with the lifecycle extra counters
+//!     (`MDFUZZ_FEEDBACK=lifecycle`); (b0) libFuzzer's default length control (inputs start at
+//!     a few bytes and grow slowly: short inputs decode to scenarios too small for most bugs);
+//! (c) baselines: the same generated ops, no prefix, scheduled by shuttle's `RandomScheduler`
+//!     (as `check_random`), and by shuttle's `PctScheduler` (depth 3, each scenario run
+//!     [`PCT_RUNS`] times with one scheduler, as `check_pct`).
 //! Wall-clock time is measured here (the model itself never reads a clock).
 
 use crate::fuzz::Rng;
 use md_model::Kernel;
+use md_oracle::campaign::hunt_failed;
 use md_oracle::gen::{from_bytes, Limits};
-use md_oracle::scenario::{Scenario, VerdictKind};
-use md_oracle::{run, Outcome, RunOptions, Tail};
+use md_oracle::scenario::{Expect, Scenario};
+use md_oracle::{run, RunOptions, Tail};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// A known failure class: the kernel hunted and the verdict (as in an `expect` line).
 struct Class {
     name: &'static str,
     kernel: &'static str,
-    hit: fn(&Outcome) -> bool,
+    verdict: &'static str,
 }
 
 const CLASSES: &[Class] = &[
     Class {
         name: "H1",
         kernel: "v6.7",
-        hit: |o| o.verdict == VerdictKind::Hang && o.token == "H1",
+        verdict: "hang H1",
     },
     Class {
         name: "H2",
         kernel: "v6.7+p1,p3",
-        hit: |o| o.verdict == VerdictKind::Hang && o.token == "H2",
+        verdict: "hang H2",
     },
     Class {
         name: "H3",
         kernel: "v6.7",
-        hit: |o| o.verdict == VerdictKind::Hang && o.token == "H3",
+        verdict: "hang H3",
     },
     Class {
         name: "H4",
         kernel: "v6.7",
-        hit: |o| o.verdict == VerdictKind::Hang && o.token == "H4",
+        verdict: "hang H4",
     },
     Class {
         name: "H5",
         kernel: "v6.7",
-        hit: |o| o.verdict == VerdictKind::Hang && o.token == "H5",
+        verdict: "hang H5",
     },
     Class {
         name: "M1",
         kernel: "v6.7",
-        hit: |o| {
-            o.verdict == VerdictKind::InvariantViolation && o.token == "reap-without-reconfig-mutex"
-        },
+        verdict: "invariant-violation reap-without-reconfig-mutex",
     },
     Class {
         name: "p1-p4 corruption",
         kernel: "v6.7+p1,p2,p3,p4",
-        hit: |o| o.verdict == VerdictKind::Corruption,
+        verdict: "corruption",
     },
 ];
+
+/// PCT learns the run length from a scenario's first run: each scenario gets this many.
+const PCT_RUNS: u64 = 4;
+const PCT_DEPTH: usize = 3;
+
+/// The libFuzzer options a hunt campaign should use: full-size inputs from the start.
+pub const LIBFUZZER_LEN: &[&str] = &["-len_control=0", "-max_len=512"];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Lib {
+    Default,
+    Len,
+    LenFeedback,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum How {
+    Fuzz,
+    Random,
+    Pct,
+}
 
 fn scenario_with_ops(rng: &mut Rng, ops: usize) -> Scenario {
     let lim = Limits {
@@ -86,32 +115,102 @@ fn median(v: &mut [f64]) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
-/// One search for `class`: returns (seconds, executions) of the first hit within `cap`.
-fn time_to_find(class: &Class, seed: u64, cap: Duration, baseline: bool) -> Option<(f64, u64)> {
+/// One in-process search for `class`: (seconds, executions) of the first hit within `cap`.
+fn time_to_find(class: &Class, seed: u64, cap: Duration, how: How) -> Option<(f64, u64)> {
     let k = Kernel::parse(class.kernel).expect("bench kernel");
+    let want = Expect::parse_verdict(class.kernel, class.verdict).expect("bench class");
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let start = Instant::now();
     let mut execs = 0u64;
     while start.elapsed() < cap {
         let mut s = from_bytes(&rng.bytes(), Limits::default());
-        let opts = if baseline {
-            s.schedule.clear();
-            RunOptions {
-                tail: Tail::Random(rng.next()),
-                ..RunOptions::default()
-            }
-        } else {
-            RunOptions::default()
+        let (tail, runs) = match how {
+            How::Fuzz => (Tail::RoundRobin, 1),
+            How::Random => (Tail::random(rng.next()), 1),
+            How::Pct => (Tail::pct(rng.next(), PCT_DEPTH), PCT_RUNS),
         };
-        execs += 1;
-        if run(&s, &k, &opts).is_ok_and(|o| (class.hit)(&o)) {
-            return Some((start.elapsed().as_secs_f64(), execs));
+        if how != How::Fuzz {
+            s.schedule.clear();
+        }
+        let opts = RunOptions {
+            tail,
+            ..RunOptions::default()
+        };
+        for _ in 0..runs {
+            execs += 1;
+            if run(&s, &k, &opts).is_ok_and(|o| hunt_failed(&o) && o.matches(&want)) {
+                return Some((start.elapsed().as_secs_f64(), execs));
+            }
         }
     }
     None
 }
 
-pub fn bench(seeds: u64, cap: Duration, rate_budget: Duration) -> String {
+/// One `cargo fuzz run hunt` campaign from an empty corpus (the built libFuzzer binary run
+/// directly): (seconds, executions) when it crashes on `class` within `cap`.
+fn cargo_fuzz_time(
+    bin: &Path,
+    class: &Class,
+    seed: u64,
+    cap: Duration,
+    lib: Lib,
+) -> Result<Option<(f64, u64)>, String> {
+    let dir = std::env::temp_dir().join(format!("mdfuzz-bench-{}-{seed}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let corpus = dir.join("corpus");
+    std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+    let start = Instant::now();
+    let out = Command::new(bin)
+        .arg(&corpus)
+        .arg(format!("-seed={seed}"))
+        .arg(format!("-max_total_time={}", cap.as_secs().max(1)))
+        .arg(format!("-artifact_prefix={}/", dir.display()))
+        .args(["-timeout=20", "-rss_limit_mb=4096", "-print_final_stats=1"])
+        .args(if lib == Lib::Default {
+            &[][..]
+        } else {
+            LIBFUZZER_LEN
+        })
+        .env("MDFUZZ_KERNEL", class.kernel)
+        .env("MDFUZZ_CLASS", class.verdict)
+        .env(
+            "MDFUZZ_FEEDBACK",
+            if lib == Lib::LenFeedback {
+                "lifecycle"
+            } else {
+                "none"
+            },
+        )
+        .output()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    let secs = start.elapsed().as_secs_f64();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let execs = log
+        .lines()
+        .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let crashed = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("crash-"));
+    let _ = std::fs::remove_dir_all(&dir);
+    if !crashed && !out.status.success() {
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        return Err(format!(
+            "{} failed without a crash: {tail:?}",
+            bin.display()
+        ));
+    }
+    Ok(crashed.then_some((secs, execs)))
+}
+
+pub fn bench(
+    seeds: u64,
+    cap: Duration,
+    rate_budget: Duration,
+    cargo_fuzz: Option<&Path>,
+) -> Result<String, String> {
     let mut out = String::new();
     out.push_str("## Executions per second (one run = one scenario under one kernel)\n\n");
     out.push_str("| ops | v6.7 | v6.7+v2 | v6.9 |\n|---|---|---|---|\n");
@@ -137,44 +236,67 @@ pub fn bench(seeds: u64, cap: Duration, rate_budget: Duration) -> String {
         out.push('\n');
     }
     out.push_str(&format!(
-        "\n## Time to first find (median of {seeds} seeds, cap {}s per seed)\n\n",
+        "\n## Time to first find (median of {seeds} seeds, cap {}s per seed; found = seeds that found it)\n\n",
         cap.as_secs_f64()
     ));
     out.push_str(
-        "(a) `mdfuzz fuzz`: generated ops, schedule prefix from the input, round-robin tail;\n",
+        "(a) `mdfuzz fuzz`: generated ops, schedule prefix from the input, round-robin tail; \
+         (b) `cargo fuzz run hunt` from an empty corpus with `-len_control=0 -max_len=512`, code coverage only; \
+         (b+) the same with the lifecycle extra counters; \
+         (b0) `cargo fuzz run hunt` with libFuzzer's default length control; \
+         (c) the same generated ops as (a), no prefix, shuttle's RandomScheduler; \
+         (d) the same with shuttle's PctScheduler (depth 3, 4 runs per scenario).\n\n",
     );
-    out.push_str(
-        "(c) baseline: the same generated ops, no prefix, every decision uniformly random.\n\n",
-    );
-    out.push_str("| class | kernel hunted | (a) found | (a) median s | (a) median execs | (c) found | (c) median s |\n");
-    out.push_str("|---|---|---|---|---|---|---|\n");
+    out.push_str("| class | kernel hunted | (a) found | (a) s | (a) execs | (b) found | (b) s | (b) execs | (b+) found | (b+) s | (b+) execs | (b0) found | (b0) s | (c) random found | (c) s | (d) PCT found | (d) s |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let half = (seeds as usize).div_ceil(2);
+    let cell = |v: &mut Vec<(f64, u64)>| -> [String; 3] {
+        let found = format!("{}/{seeds}", v.len());
+        if v.len() < half {
+            let over = format!(">{}", cap.as_secs());
+            return [found, over.clone(), over];
+        }
+        let mut t: Vec<f64> = v.iter().map(|x| x.0).collect();
+        let mut e: Vec<f64> = v.iter().map(|x| x.1 as f64).collect();
+        let (mt, me) = (median(&mut t).unwrap(), median(&mut e).unwrap());
+        [found, format!("{mt:.2}"), format!("{me:.0}")]
+    };
     for class in CLASSES {
-        let (mut ta, mut ea, mut tc) = (Vec::new(), Vec::new(), Vec::new());
+        let mut cols: Vec<Vec<(f64, u64)>> = vec![Vec::new(); 6];
         for seed in 1..=seeds {
-            if let Some((t, e)) = time_to_find(class, seed, cap, false) {
-                ta.push(t);
-                ea.push(e as f64);
+            for (i, how) in [How::Fuzz, How::Random, How::Pct].into_iter().enumerate() {
+                let col = [0, 3, 4][i];
+                cols[col].extend(time_to_find(class, seed, cap, how));
             }
-            if let Some((t, _)) = time_to_find(class, seed, cap, true) {
-                tc.push(t);
+            if let Some(bin) = cargo_fuzz {
+                for (col, lib) in [(1, Lib::Len), (2, Lib::LenFeedback), (5, Lib::Default)] {
+                    match cargo_fuzz_time(bin, class, seed, cap, lib) {
+                        Ok(hit) => cols[col].extend(hit),
+                        Err(e) => return Err(e),
+                    }
+                }
             }
         }
-        let (fa, fc) = (ta.len(), tc.len());
-        let show = |v: Option<f64>, fmt: &dyn Fn(f64) -> String| {
-            v.map(fmt).unwrap_or_else(|| format!(">{}", cap.as_secs()))
+        let [af, at, ae] = cell(&mut cols[0]);
+        let mut lib_cell = |i: usize| {
+            if cargo_fuzz.is_some() {
+                cell(&mut cols[i])
+            } else {
+                ["-".into(), "-".into(), "-".into()]
+            }
         };
-        let half = (seeds as usize).div_ceil(2);
-        let ma = if fa >= half { median(&mut ta) } else { None };
-        let me = if fa >= half { median(&mut ea) } else { None };
-        let mc = if fc >= half { median(&mut tc) } else { None };
+        let ([bf, bt, be], [pf, pt, pe], [of, ot, _]) = (lib_cell(1), lib_cell(2), lib_cell(5));
+        let [cf, ct, _] = cell(&mut cols[3]);
+        let [df, dt, _] = cell(&mut cols[4]);
         out.push_str(&format!(
-            "| {} | {} | {fa}/{seeds} | {} | {} | {fc}/{seeds} | {} |\n",
-            class.name,
-            class.kernel,
-            show(ma, &|v| format!("{v:.2}")),
-            show(me, &|v| format!("{v:.0}")),
-            show(mc, &|v| format!("{v:.2}")),
+            "| {} | {} | {af} | {at} | {ae} | {bf} | {bt} | {be} | {pf} | {pt} | {pe} | {of} | {ot} | {cf} | {ct} | {df} | {dt} |\n",
+            class.name, class.kernel
         ));
     }
-    out
+    if cargo_fuzz.is_none() {
+        out.push_str(
+            "\n(b) needs the built libFuzzer binary: `ci/bench.sh` passes `--cargo-fuzz`.\n",
+        );
+    }
+    Ok(out)
 }

@@ -5,7 +5,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use md_model::kernel::{Series, NAMED, PATCHES};
 use md_model::Kernel;
-use md_oracle::scenario::{Expect, Scenario, VerdictKind};
+use md_oracle::scenario::{Expect, Scenario};
 use md_oracle::{run, text, RunOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -67,6 +67,10 @@ enum Cmd {
         /// Time per cell of the executions-per-second table.
         #[arg(long, default_value = "2s")]
         rate: String,
+        /// The built `hunt` libFuzzer binary (`cargo fuzz build -s none hunt`): adds the
+        /// `cargo fuzz run hunt` columns.
+        #[arg(long)]
+        cargo_fuzz: Option<PathBuf>,
     },
     /// Turn a libFuzzer artifact (or any fuzz input) into scenario text.
     Import { artifact: PathBuf },
@@ -122,11 +126,15 @@ fn main() -> ExitCode {
             seeds,
             budget,
             rate,
+            cargo_fuzz,
         } => match (fuzz::parse_duration(&budget), fuzz::parse_duration(&rate)) {
-            (Some(b), Some(r)) => {
-                print!("{}", bench::bench(seeds, b, r));
-                Ok(true)
-            }
+            (Some(b), Some(r)) => match bench::bench(seeds, b, r, cargo_fuzz.as_deref()) {
+                Ok(table) => {
+                    print!("{table}");
+                    Ok(true)
+                }
+                Err(e) => Err(bad(anyhow!("bench: {e}"))),
+            },
             _ => Err(bad(anyhow!(
                 "--budget / --rate: expected durations like 10s"
             ))),
@@ -323,7 +331,6 @@ fn replay(
     if !json {
         println!("replay: {passed} passed, {failed} failed");
     }
-    let _ = VerdictKind::Pass;
     Ok(all_ok)
 }
 
@@ -337,18 +344,7 @@ fn search(
 ) -> Result<bool, BadInput> {
     let mut s = load(file)?;
     let k = parse_kernel(kernel)?;
-    let mut words = want.split_whitespace();
-    let v = words.next().unwrap_or("");
-    let verdict = VerdictKind::ALL
-        .into_iter()
-        .find(|x| x.name() == v)
-        .ok_or_else(|| bad(anyhow!("--want: unknown verdict `{v}`")))?;
-    let token = words.next().map(|t| t.to_string());
-    let want = Expect {
-        kernel: kernel.to_string(),
-        verdict,
-        token,
-    };
+    let want = Expect::parse_verdict(kernel, want).map_err(|e| bad(anyhow!("--want: {e}")))?;
     let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     for i in 0..tries {
         let sched: Vec<u8> = (0..len)

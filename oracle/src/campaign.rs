@@ -44,6 +44,11 @@ pub fn is_known(o: &Outcome) -> bool {
     KNOWN_FINDINGS.contains(&o.token.as_str())
 }
 
+/// `hunt`'s property: a hang, corruption or broken invariant that is not a known finding.
+pub fn hunt_failed(o: &Outcome) -> bool {
+    o.verdict != VerdictKind::Pass && o.verdict != VerdictKind::UnexpectedIoError && !is_known(o)
+}
+
 /// A property failure: which kernel, what verdict, and a signature for de-duplication.
 #[derive(Clone, Debug)]
 pub struct Failure {
@@ -93,11 +98,7 @@ pub fn check(target: Target, hunted: &Kernel, s: &Scenario) -> (Vec<Outcome>, Op
                 };
                 let failed = match target {
                     Target::Postfix => o.verdict != VerdictKind::Pass && !is_known(&o),
-                    _ => {
-                        o.verdict != VerdictKind::Pass
-                            && o.verdict != VerdictKind::UnexpectedIoError
-                            && !is_known(&o)
-                    }
+                    _ => hunt_failed(&o),
                 };
                 outs.push(o.clone());
                 if failed {

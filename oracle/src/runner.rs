@@ -33,12 +33,47 @@ pub const FORCED_TICK_STEPS: u32 = 1_000;
 pub const RESHAPE_SPACE_CHUNKS: u32 = 4;
 
 /// What runs after the schedule prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Tail {
     /// Round-robin over the runnable tasks (the fair tail).
     RoundRobin,
-    /// Uniformly random choices from a seed (a baseline).
-    Random(u64),
+    /// One of shuttle's own schedulers decides (the baselines of the benchmark).
+    Shuttle(ShuttleTail),
+}
+
+/// A shuttle scheduler that picks among the model's runnable tasks after the prefix. Shared,
+/// so that a PCT scheduler can carry what it learnt (the step count) from one run of a
+/// scenario to the next, as in `shuttle::check_pct`.
+#[derive(Clone)]
+pub struct ShuttleTail {
+    name: &'static str,
+    inner: Arc<StdMutex<Box<dyn Scheduler + Send>>>,
+}
+
+impl std::fmt::Debug for ShuttleTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl Tail {
+    /// shuttle's `RandomScheduler` (what `check_random` uses), seeded.
+    pub fn random(seed: u64) -> Tail {
+        let s = shuttle::scheduler::RandomScheduler::new_from_seed(seed, usize::MAX);
+        Tail::Shuttle(ShuttleTail {
+            name: "random",
+            inner: Arc::new(StdMutex::new(Box::new(s))),
+        })
+    }
+
+    /// shuttle's `PctScheduler` (what `check_pct` uses) with bug depth `depth`, seeded.
+    pub fn pct(seed: u64, depth: usize) -> Tail {
+        let s = shuttle::scheduler::PctScheduler::new_from_seed(seed, depth, usize::MAX);
+        Tail::Shuttle(ShuttleTail {
+            name: "pct",
+            inner: Arc::new(StdMutex::new(Box::new(s))),
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -127,14 +162,18 @@ impl Scheduler for ByteScheduler {
             return None;
         }
         self.started = true;
+        if let Tail::Shuttle(t) = &self.tail {
+            // The inner scheduler's per-execution set-up (PCT's priorities and change points).
+            let _ = t.inner.lock().unwrap().new_execution();
+        }
         Some(Schedule::new(0))
     }
 
     fn next_task(
         &mut self,
         runnable: &[&Task],
-        _current: Option<TaskId>,
-        _yielding: bool,
+        current: Option<TaskId>,
+        yielding: bool,
     ) -> Option<TaskId> {
         let mut others: Vec<usize> = runnable
             .iter()
@@ -161,15 +200,20 @@ impl Scheduler for ByteScheduler {
             self.pos += 1;
             others[d % others.len()]
         } else {
-            match self.tail {
+            match &self.tail {
                 Tail::RoundRobin => others
                     .iter()
                     .copied()
                     .find(|&i| i > self.last)
                     .unwrap_or(others[0]),
-                Tail::Random(_) => {
-                    let r = self.rand() as usize;
-                    others[r % others.len()]
+                Tail::Shuttle(t) => {
+                    let tasks: Vec<&Task> = runnable
+                        .iter()
+                        .copied()
+                        .filter(|t| usize::from(t.id()) != 0)
+                        .collect();
+                    let id = t.inner.lock().unwrap().next_task(&tasks, current, yielding);
+                    id.map_or(others[0], usize::from)
                 }
             }
         };
@@ -187,15 +231,11 @@ pub fn run(s: &Scenario, kernel: &Kernel, opts: &RunOptions) -> Result<Outcome, 
     let shared = Arc::new(Shared {
         quiescent: AtomicBool::new(false),
     });
-    let seed = match opts.tail {
-        Tail::Random(seed) => seed | 1,
-        Tail::RoundRobin => 0x9e37_79b9_7f4a_7c15,
-    };
     let sched = ByteScheduler {
         decisions: s.schedule.clone(),
         pos: 0,
-        tail: opts.tail,
-        rng: seed,
+        tail: opts.tail.clone(),
+        rng: 0x9e37_79b9_7f4a_7c15,
         last: 0,
         since_runner: 0,
         started: false,

@@ -178,6 +178,33 @@ pub struct Expect {
     pub token: Option<String>,
 }
 
+impl Expect {
+    /// `VERDICT [TOKEN]` (e.g. `hang H1`, `corruption`) for `kernel`.
+    pub fn parse_verdict(kernel: &str, spec: &str) -> Result<Expect, String> {
+        let mut words = spec.split_whitespace();
+        let v = words.next().unwrap_or("");
+        let verdict = VerdictKind::ALL
+            .into_iter()
+            .find(|x| x.name() == v)
+            .ok_or_else(|| {
+                let names: Vec<&str> = VerdictKind::ALL.iter().map(|x| x.name()).collect();
+                format!(
+                    "unknown verdict `{v}` (expected one of {})",
+                    names.join(", ")
+                )
+            })?;
+        let token = words.next().map(|t| t.to_string());
+        if let Some(extra) = words.next() {
+            return Err(format!("unexpected `{extra}` after the verdict token"));
+        }
+        Ok(Expect {
+            kernel: kernel.to_string(),
+            verdict,
+            token,
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Scenario {
     /// Leading comment lines (without `# `), kept for printing.
