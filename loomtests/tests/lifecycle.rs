@@ -1,15 +1,18 @@
-//! loom checks of small set-ups: one dm-raid instance (its daemon, sync_work worker and sync
-//! thread) and one user thread issuing dm ioctls — within loom's 5 threads. Post-fix kernels
-//! must show no deadlock and no broken invariant in any interleaving up to the preemption bound
-//! (LOOM_MAX_PREEMPTIONS, default 2 here); v6.7 must deadlock (H1).
+//! loom checks of small set-ups: one array (a dm-raid instance or an md array: its daemon,
+//! sync_work worker and one sync thread) and one or two user threads — within loom's 5
+//! threads, which also means a set-up may start at most one sync thread. Post-fix kernels must
+//! show no deadlock and no broken invariant in any interleaving up to the preemption bound
+//! (LOOM_MAX_PREEMPTIONS overrides the per-test bound); v6.7 must deadlock (H1, H3) and
+//! v6.7+p1,p3 too (H2).
 //!
 //! Under loom there is no timer: a hang is a state where every thread is blocked, which loom
 //! reports as a deadlock.
 
-use md_model::dm::{dm_create, dm_remove, do_resume, table_load, target_message};
+use md_model::dm::{dm_create, dm_remove, dm_suspend, do_resume, table_load, target_message};
 use md_model::dm_raid::Table;
+use md_model::md::{action_store, array_state_store, md_array_assemble};
 use md_model::md_h::*;
-use md_model::sched::{run_task, Cx, Sys, World};
+use md_model::sched::{run_task, Cx, Sys, ThreadFn, World};
 use md_model::sync::{thread, Arc, Mutex};
 use md_model::Kernel;
 
@@ -46,17 +49,42 @@ fn table() -> Table {
     }
 }
 
-/// Runs `user` as the one user thread, then ends every kernel thread; returns the broken rules.
-fn model(kernel: &'static str, resync: bool, user: fn(&Cx)) -> Vec<String> {
+#[derive(Clone, Copy)]
+enum Array {
+    /// A dm-raid device `lv` with no table yet (the user thread loads one).
+    Dm,
+    /// An assembled md array `md0` (running: its daemon exists).
+    Md,
+}
+
+/// Runs `user` on a user thread and, when given, `racer` on the main thread at the same time;
+/// then ends every kernel thread; returns the broken rules.
+fn model(
+    kernel: &'static str,
+    array: Array,
+    resync: bool,
+    user: fn(&Cx),
+    racer: Option<fn(&Cx)>,
+) -> Vec<String> {
     let sys = world(kernel, resync);
     {
         let cx = Cx::new(sys.clone(), 0);
         let mut k = cx.lock();
-        dm_create(&mut k, "lv", 0);
+        match array {
+            Array::Dm => {
+                dm_create(&mut k, "lv", 0);
+            }
+            Array::Md => {
+                md_array_assemble(&mut k, "md0".into(), 0).unwrap();
+            }
+        }
     }
     let task = sys.world.lock().unwrap().add_task("lvm".into(), false);
     let s2 = sys.clone();
     let h = thread::spawn(move || run_task(s2, task, user));
+    if let Some(racer) = racer {
+        run_task(sys.clone(), 0, racer);
+    }
     h.join().unwrap();
     {
         let mut w = sys.world.lock().unwrap();
@@ -66,6 +94,9 @@ fn model(kernel: &'static str, resync: bool, user: fn(&Cx)) -> Vec<String> {
     loop {
         let w = sys.world.lock().unwrap();
         if w.tasks.iter().skip(1).all(|t| t.finished) {
+            if w.threads.iter().any(|t| t.func == ThreadFn::Sync) {
+                SYNC_STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             return w
                 .violations
                 .iter()
@@ -77,6 +108,10 @@ fn model(kernel: &'static str, resync: bool, user: fn(&Cx)) -> Vec<String> {
     }
 }
 
+fn dm_model(kernel: &'static str, resync: bool, user: fn(&Cx)) -> Vec<String> {
+    model(kernel, Array::Dm, resync, user, None)
+}
+
 fn activate_then_remove(cx: &Cx) {
     let mut k = cx.lock();
     table_load(&mut k, 0, &table()).unwrap();
@@ -86,19 +121,72 @@ fn activate_then_remove(cx: &Cx) {
     let _ = dm_remove(&mut k, 0);
 }
 
-fn check_then_idle(cx: &Cx) {
+/// `lvchange --syncaction check`, then `stop` once the check thread exists (or already
+/// ended): a clean array, so an interrupted check is not restarted and the set-up stays within
+/// loom's 5 threads.
+fn check_then(cx: &Cx, stop: fn(&mut md_model::sched::K)) {
     let mut k = cx.lock();
     table_load(&mut k, 0, &table()).unwrap();
     do_resume(&mut k, 0).unwrap();
-    // `lvchange --syncaction check`, then `--syncaction idle` once the check thread exists (or
-    // already ended): a clean array, so an interrupted check is not restarted and the set-up
-    // stays within loom's 5 threads.
     target_message(&mut k, 0, "check").unwrap();
     let m = k.dms[0].live.unwrap();
     while k.mddevs[m].sync_thread.is_none() && k.mddevs[m].sync_seq == 0 {
         k.yield_now();
     }
-    let _ = target_message(&mut k, 0, "idle");
+    stop(&mut k);
+}
+
+fn check_then_idle(cx: &Cx) {
+    check_then(cx, |k| {
+        let _ = target_message(k, 0, "idle");
+    });
+}
+
+fn check_then_frozen(cx: &Cx) {
+    check_then(cx, |k| {
+        let _ = target_message(k, 0, "frozen");
+    });
+}
+
+fn check_then_remove(cx: &Cx) {
+    check_then(cx, |k| {
+        let _ = dm_remove(k, 0);
+    });
+}
+
+/// `dmsetup suspend` right after the resume that asks for a resync, i.e. racing the daemon and
+/// the sync_work worker that start the sync thread; then `dmsetup remove` (a resume would start
+/// a second sync thread: more than loom's 5 threads).
+fn activate_suspend_remove(cx: &Cx) {
+    let mut k = cx.lock();
+    table_load(&mut k, 0, &table()).unwrap();
+    do_resume(&mut k, 0).unwrap();
+    // Back to user space between the two ioctls: a preemption point.
+    k.pre();
+    let _ = dm_suspend(&mut k, 0, false);
+    let _ = dm_remove(&mut k, 0);
+}
+
+fn activate(cx: &Cx) {
+    let mut k = cx.lock();
+    table_load(&mut k, 0, &table()).unwrap();
+    do_resume(&mut k, 0).unwrap();
+}
+
+/// `dmsetup message lv 0 frozen` from a second process, racing the resume (ENXIO / EINVAL
+/// before the table is live is fine: only hangs and broken invariants count).
+fn message_frozen(cx: &Cx) {
+    let mut k = cx.lock();
+    let _ = target_message(&mut k, 0, "frozen");
+}
+
+/// H2's set-up (corpus/h2-read-only-array-never-reaped.md-sysfs.scn): an md array made
+/// read-only, then asked to reshape, then frozen.
+fn readonly_reshape_frozen(cx: &Cx) {
+    let mut k = cx.lock();
+    let _ = array_state_store(&mut k, 0, "readonly");
+    let _ = action_store(&mut k, 0, "reshape");
+    let _ = action_store(&mut k, 0, "frozen");
 }
 
 /// Runs `f`, which must panic; returns every panic message seen meanwhile (loom's deadlock
@@ -119,22 +207,27 @@ fn panics_of(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
 }
 
 static ITERATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Interleavings in which a sync thread was registered: a race test must see both kinds.
+static SYNC_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Checks `f` under loom with preemption bound `n` (LOOM_MAX_PREEMPTIONS overrides) and prints
 /// the interleavings explored and the time.
-fn check(name: &str, n: usize, f: impl Fn() + Sync + Send + 'static) {
+/// Returns (interleavings, interleavings in which a sync thread was started).
+fn check(name: &str, n: usize, f: impl Fn() + Sync + Send + 'static) -> (usize, usize) {
     use std::sync::atomic::Ordering::Relaxed;
     ITERATIONS.store(0, Relaxed);
+    SYNC_STARTED.store(0, Relaxed);
     let start = std::time::Instant::now();
     bounded(n).check(move || {
         ITERATIONS.fetch_add(1, Relaxed);
         f()
     });
+    let (runs, started) = (ITERATIONS.load(Relaxed), SYNC_STARTED.load(Relaxed));
     println!(
-        "loom {name}: {} interleavings, {:.1}s",
-        ITERATIONS.load(Relaxed),
+        "loom {name}: {runs} interleavings ({started} with a sync thread started), {:.1}s",
         start.elapsed().as_secs_f64()
     );
+    (runs, started)
 }
 
 fn bounded(n: usize) -> loom::model::Builder {
@@ -154,7 +247,7 @@ fn h1_remove_during_resync_never_deadlocks_post_fix() {
             &format!("H1 lvchange -an during resync, {k}, bound 2"),
             2,
             move || {
-                let v = model(k, true, activate_then_remove);
+                let v = dm_model(k, true, activate_then_remove);
                 assert!(v.is_empty(), "{k}: {v:?}");
             },
         );
@@ -165,13 +258,14 @@ fn h1_remove_during_resync_never_deadlocks_post_fix() {
 fn h1_remove_during_resync_deadlocks_v6_7() {
     let msg = panics_of(|| {
         bounded(2).check(|| {
-            model("v6.7", true, activate_then_remove);
+            dm_model("v6.7", true, activate_then_remove);
         })
     });
     assert!(
         msg.contains("deadlock; threads"),
         "v6.7 should deadlock (H1), got: {msg}"
     );
+    println!("loom H1 lvchange -an during resync, v6.7: deadlock found");
 }
 
 #[test]
@@ -181,9 +275,107 @@ fn m1_idle_message_during_check_post_fix_is_clean() {
             &format!("M1 idle message during check, {k}, bound 1"),
             1,
             move || {
-                let v = model(k, false, check_then_idle);
+                let v = dm_model(k, false, check_then_idle);
                 assert!(v.is_empty(), "{k}: {v:?}");
             },
         );
     }
+}
+
+#[test]
+fn frozen_or_remove_during_check_post_fix_is_clean() {
+    for k in ["v6.7+v2", "v6.9"] {
+        for (what, user) in [
+            ("frozen message", check_then_frozen as fn(&Cx)),
+            ("remove", check_then_remove),
+        ] {
+            check(
+                &format!("{what} during check, {k}, bound 1"),
+                1,
+                move || {
+                    let v = dm_model(k, false, user);
+                    assert!(v.is_empty(), "{k}: {v:?}");
+                },
+            );
+        }
+    }
+}
+
+#[test]
+fn suspend_racing_sync_start_post_fix_is_clean() {
+    for k in ["v6.7+v2", "v6.9"] {
+        let (runs, started) = check(
+            &format!("suspend racing the resync start, {k}, bound 2"),
+            2,
+            move || {
+                let v = dm_model(k, true, activate_suspend_remove);
+                assert!(v.is_empty(), "{k}: {v:?}");
+            },
+        );
+        // Both orders must be explored, or the test races nothing.
+        assert!(0 < started && started < runs, "{k}: {started} of {runs}");
+    }
+}
+
+#[test]
+fn resume_racing_message_post_fix_is_clean() {
+    for k in ["v6.7+v2", "v6.9"] {
+        let (runs, started) = check(
+            &format!("resume racing a frozen message, {k}, bound 1"),
+            1,
+            move || {
+                let v = model(k, Array::Dm, true, activate, Some(message_frozen));
+                assert!(v.is_empty(), "{k}: {v:?}");
+            },
+        );
+        assert!(0 < started && started < runs, "{k}: {started} of {runs}");
+    }
+}
+
+#[test]
+fn h2_readonly_reshape_frozen_post_fix_is_clean() {
+    for k in ["v6.7+v2", "v6.9"] {
+        check(
+            &format!("H2/H3 md readonly + reshape + frozen, {k}, bound 2"),
+            2,
+            move || {
+                let v = model(k, Array::Md, false, readonly_reshape_frozen, None);
+                assert!(v.is_empty(), "{k}: {v:?}");
+            },
+        );
+    }
+}
+
+#[test]
+fn h2_h3_readonly_reshape_frozen_deadlocks_pre_fix() {
+    // v6.7: H3 (the reshape thread never sets DONE); v6.7+p1,p3: H2 (a read-only array is
+    // never reaped). The verdict runner classifies the two; loom sees a deadlock in both.
+    for k in ["v6.7", "v6.7+p1,p3"] {
+        let msg = panics_of(move || {
+            bounded(2).check(move || {
+                model(k, Array::Md, false, readonly_reshape_frozen, None);
+            })
+        });
+        assert!(
+            msg.contains("deadlock; threads"),
+            "{k} should deadlock, got: {msg}"
+        );
+        println!("loom H2/H3 md readonly + reshape + frozen, {k}: deadlock found");
+    }
+}
+
+#[test]
+fn suspend_racing_sync_start_deadlocks_v6_7() {
+    // The remove after the suspend: the sync thread that started before the suspend is never
+    // reaped (H1).
+    let msg = panics_of(|| {
+        bounded(2).check(|| {
+            dm_model("v6.7", true, activate_suspend_remove);
+        })
+    });
+    assert!(
+        msg.contains("deadlock; threads"),
+        "v6.7 should deadlock (H1), got: {msg}"
+    );
+    println!("loom suspend racing the resync start, then remove, v6.7: deadlock found");
 }

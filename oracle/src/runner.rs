@@ -47,6 +47,9 @@ pub enum Tail {
 #[derive(Clone)]
 pub struct ShuttleTail {
     name: &'static str,
+    /// Ask the inner scheduler for its next execution when the run ends (it then says None:
+    /// RandomScheduler prints a "failing seed" banner when dropped mid-execution).
+    end_each_run: bool,
     inner: Arc<StdMutex<Box<dyn Scheduler + Send>>>,
 }
 
@@ -57,11 +60,12 @@ impl std::fmt::Debug for ShuttleTail {
 }
 
 impl Tail {
-    /// shuttle's `RandomScheduler` (what `check_random` uses), seeded.
+    /// shuttle's `RandomScheduler` (what `check_random` uses), seeded, for one run.
     pub fn random(seed: u64) -> Tail {
-        let s = shuttle::scheduler::RandomScheduler::new_from_seed(seed, usize::MAX);
+        let s = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
         Tail::Shuttle(ShuttleTail {
             name: "random",
+            end_each_run: true,
             inner: Arc::new(StdMutex::new(Box::new(s))),
         })
     }
@@ -71,6 +75,7 @@ impl Tail {
         let s = shuttle::scheduler::PctScheduler::new_from_seed(seed, depth, usize::MAX);
         Tail::Shuttle(ShuttleTail {
             name: "pct",
+            end_each_run: false,
             inner: Arc::new(StdMutex::new(Box::new(s))),
         })
     }
@@ -159,6 +164,11 @@ impl ByteScheduler {
 impl Scheduler for ByteScheduler {
     fn new_execution(&mut self) -> Option<Schedule> {
         if self.started {
+            if let Tail::Shuttle(t) = &self.tail {
+                if t.end_each_run {
+                    let _ = t.inner.lock().unwrap().new_execution();
+                }
+            }
             return None;
         }
         self.started = true;
