@@ -136,6 +136,10 @@ pub struct World {
     /// A model panic (a bug of the model, not a kernel verdict).
     pub model_panic: Option<String>,
     pub abort: bool,
+    /// End the run at the first broken invariant (loom: a v6.7 daemon that finds
+    /// RUNNING|DONE without a sync thread after M1's reap wakes itself forever, a spin no
+    /// preemption bound can cut short).
+    pub abort_on_violation: bool,
     /// Bumped whenever an op or a bio completes.
     pub progress: u64,
     /// Bumped whenever a task is scheduled under the big lock (a step of the trace).
@@ -258,6 +262,7 @@ impl World {
             findings: Vec::new(),
             model_panic: None,
             abort: false,
+            abort_on_violation: false,
             progress: 0,
             steps: 0,
             state_hashes: Vec::new(),
@@ -311,6 +316,10 @@ impl World {
             t.push(format!("!! invariant {rule}: {detail}"));
         }
         self.violations.push(Violation { rule, detail });
+        if self.abort_on_violation {
+            self.abort = true;
+            self.wake_all();
+        }
     }
 
     pub fn tracing(&self) -> bool {

@@ -18,6 +18,7 @@ use md_model::Kernel;
 
 fn world(kernel: &str, resync: bool) -> Arc<Sys> {
     let mut w = World::new(Kernel::parse(kernel).unwrap(), false);
+    w.abort_on_violation = true;
     let geo = Geo {
         raid_disks: 3,
         layout: Layout::Ls,
@@ -378,4 +379,21 @@ fn suspend_racing_sync_start_deadlocks_v6_7() {
         "v6.7 should deadlock (H1), got: {msg}"
     );
     println!("loom suspend racing the resync start, then remove, v6.7: deadlock found");
+}
+
+#[test]
+fn m1_idle_message_during_check_v6_7_reaps_without_reconfig_mutex() {
+    // The run ends at the broken invariant (World::abort_on_violation): after the reap the
+    // v6.7 daemon would spin on RUNNING|DONE without a sync thread.
+    let msg = panics_of(|| {
+        bounded(1).check(|| {
+            let v = dm_model("v6.7", false, check_then_idle);
+            assert!(v.is_empty(), "v6.7: {v:?}");
+        })
+    });
+    assert!(
+        msg.contains("reap-without-reconfig-mutex"),
+        "v6.7 should reap without reconfig_mutex (M1), got: {msg}"
+    );
+    println!("loom M1 idle message during check, v6.7: reap-without-reconfig-mutex found");
 }
