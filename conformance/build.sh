@@ -7,7 +7,8 @@
 #
 # What it does (Debian 12 host, run as root):
 #   1. installs the host tools if missing (qemu-system-x86 busybox-static kmod
-#      cpio xz-utils) with apt-get install;
+#      cpio xz-utils, and gcc libc6-dev for the static pattern generator) with
+#      apt-get install;
 #   2. picks the newest linux-image-6.12*-amd64-unsigned and the newest
 #      linux-image-6.1.0-N-amd64-unsigned known to apt, plus lvm2, dmsetup,
 #      e2fsprogs and their libraries, and fetches them with `apt-get download`
@@ -73,6 +74,8 @@ declare -A HOST_TOOLS=(
     [kmod]=/sbin/depmod
     [cpio]=/bin/cpio
     [xz-utils]=/usr/bin/xz
+    [gcc]=/usr/bin/gcc
+    [libc6-dev]=/usr/lib/x86_64-linux-gnu/libc.a
 )
 missing=()
 for p in "${!HOST_TOOLS[@]}"; do
@@ -275,11 +278,13 @@ build_kernel() {
     local bins="sbin/lvm sbin/dmsetup sbin/e2fsck sbin/mke2fs" b libpath
     for b in $bins; do
         [ -e "$USERTREE/$b" ] || die "missing $b in $USERTREE"
+        rm -f "$root/$b" # may be a busybox applet link (to the host's busybox!)
         cp "$USERTREE/$b" "$root/$b"
     done
     for b in pvcreate pvs pvremove vgcreate vgs vgremove vgchange lvcreate lvs lvchange \
         lvconvert lvremove lvextend lvreduce lvresize lvdisplay vgdisplay pvdisplay; do
-        ln -sf lvm "$root/sbin/$b"
+        rm -f "$root/sbin/$b"
+        ln -s lvm "$root/sbin/$b"
     done
     ln -sf e2fsck "$root/sbin/fsck.ext4"
     ln -sf mke2fs "$root/sbin/mkfs.ext4"
@@ -307,7 +312,8 @@ build_kernel() {
     rm -f "$root/.libs"
     log "$short: $n shared libraries"
 
-    # guest files
+    # guest files; patgen: static pattern generator (awk is too slow in TCG)
+    gcc -O2 -static -s -Wall -o "$root/bin/patgen" "$GUEST/patgen.c"
     cp "$GUEST/init" "$root/init"
     cp "$GUEST/conform.sh" "$root/lib/conform.sh"
     cp "$GUEST/lvm.conf" "$root/etc/lvm/lvm.conf"
