@@ -72,6 +72,8 @@ enum Cmd {
         #[arg(long)]
         cargo_fuzz: Option<PathBuf>,
     },
+    /// Run scenarios on a real kernel in a VM (conformance/) and compare with the model.
+    Conform(conform::Conform),
     /// Turn a libFuzzer artifact (or any fuzz input) into scenario text.
     Import { artifact: PathBuf },
     /// Try random schedules for a scenario until a run under KERNEL gets the wanted verdict;
@@ -94,6 +96,7 @@ enum Cmd {
 }
 
 mod bench;
+mod conform;
 mod fuzz;
 
 /// Bad input: reported on one line, exit status 2.
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
             ))),
         },
         Cmd::Import { artifact } => import(&artifact),
+        Cmd::Conform(c) => conform::conform(&c),
     };
     match r {
         Ok(true) => ExitCode::SUCCESS,

@@ -79,6 +79,7 @@ fn run_ok(s: &Scenario, k: &Kernel) -> Result<Outcome, Box<Failure>> {
                 steps: 0,
                 ticks: 0,
                 state_hashes: Vec::new(),
+                op_results: Vec::new(),
             },
             signature: format!("{} model-panic", k.name()),
             why: format!("the model panicked: {e}"),

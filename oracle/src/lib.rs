@@ -2,6 +2,7 @@
 //! that turns a run into a verdict.
 
 pub mod campaign;
+pub mod conform;
 pub mod gen;
 pub mod lvm;
 pub mod runner;

@@ -35,12 +35,17 @@ use md_model::sched::{Bio, Cx, K};
 
 type R = Result<(), String>;
 
-/// Runs one op of an actor; its result goes to the trace (and op errors to the verdict's
-/// detail).
-pub fn exec(cx: &Cx, op: &Op) {
+/// Runs op `index` of the scenario (an op of this actor); its result goes to the trace, to
+/// `User::op_results` (and op errors to the verdict's detail).
+pub fn exec(cx: &Cx, index: usize, op: &Op) {
     let mut k = cx.lock();
     k.trace(|| format!("> {op}"));
     let r = exec_op(&mut k, op);
+    let result = match &r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => result_word(e),
+    };
+    user(&mut k).op_results[index] = Some(result);
     match &r {
         Ok(()) => k.trace(|| format!("< {op}: ok")),
         Err(e) => {
@@ -51,6 +56,20 @@ pub fn exec(cx: &Cx, op: &Op) {
         }
     }
     k.progress += 1;
+}
+
+/// An op error as one word: the errno name a kernel op returned (`EINVAL`), or `failed` for
+/// a refusal of lvm's own.
+fn result_word(e: &str) -> String {
+    let w = e
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or("");
+    if w.len() > 1 && w.starts_with('E') && w.chars().all(|c| c.is_ascii_uppercase()) {
+        w.to_string()
+    } else {
+        "failed".to_string()
+    }
 }
 
 fn target(k: &mut K, name: &str) -> Target {

@@ -127,6 +127,9 @@ pub struct User {
     pub io_errors: Vec<(String, bool)>,
     pub op_errors: Vec<String>,
     pub requeues: u32,
+    /// Each scenario op's result by index: `ok`, an errno name, or None while it has not
+    /// returned (blocked at the end of a run).
+    pub op_results: Vec<Option<String>>,
 }
 
 pub fn user(w: &mut World) -> &mut User {
@@ -300,6 +303,7 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
         io_errors: Vec::new(),
         op_errors: Vec::new(),
         requeues: 0,
+        op_results: vec![None; s.ops.len()],
     };
     let mut md_arrays = Vec::new();
     for a in &s.arrays {
@@ -393,12 +397,13 @@ fn runner_main(
             let ops: Vec<_> = s
                 .ops
                 .iter()
-                .filter(|(a, _)| *a == actor)
-                .map(|(_, o)| o.clone())
+                .enumerate()
+                .filter(|(_, (a, _))| *a == actor)
+                .map(|(i, (_, o))| (i, o.clone()))
                 .collect();
             let t = k.spawn(actor.clone(), false, move |cx| {
-                for op in &ops {
-                    lvm::exec(cx, op);
+                for (i, op) in &ops {
+                    lvm::exec(cx, *i, op);
                 }
             });
             actor_tasks.push(t);
@@ -478,6 +483,11 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
     let violations = w.violations.clone();
     let findings = w.findings.clone();
     let u = user(w);
+    let op_results: Vec<String> = u
+        .op_results
+        .iter()
+        .map(|r| r.clone().unwrap_or_else(|| "blocked".into()))
+        .collect();
     let mk = |verdict, token: &str, detail: String| Outcome {
         verdict,
         token: token.to_string(),
@@ -486,6 +496,7 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
         steps,
         ticks,
         state_hashes: state_hashes.clone(),
+        op_results: op_results.clone(),
     };
     if let Some(e) = u.data_errors.first() {
         // A corruption after a known model finding carries the finding's name.

@@ -23,6 +23,8 @@ pub struct Outcome {
     pub ticks: u64,
     #[serde(skip)]
     pub state_hashes: Vec<u32>,
+    /// Each op's result (`ok`, an errno name, `failed`, or `blocked` if it never returned).
+    pub op_results: Vec<String>,
 }
 
 impl Outcome {

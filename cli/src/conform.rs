@@ -1,0 +1,219 @@
+//! `mdfuzz conform`: boots the conformance VM (conformance/run-vm.sh) once per scenario and
+//! run, two at a time, parses each console log, and holds the real outcome to the set of
+//! outcomes the model reaches over many schedules (6.12 vs the model's v6.9; 6.1 is recorded
+//! as a reference). Wall-clock time is measured here, never in the model.
+
+use crate::{bad, load, scenario_files, BadInput};
+use anyhow::anyhow;
+use md_oracle::conform::{compare, model_set, parse_log, translate, ModelSet, Real, RealRun};
+use md_oracle::scenario::Scenario;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Conform {
+    /// Scenario files or folders of .scn files.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The real kernel: 6.12 or 6.1.
+    #[arg(long)]
+    pub real: String,
+    /// Boots per scenario.
+    #[arg(long, default_value_t = 1)]
+    pub runs: u32,
+    /// VMs side by side.
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
+    /// Runs of each of shuttle's random and PCT schedulers for the model's outcome set.
+    #[arg(long, default_value_t = 200)]
+    pub model_runs: u32,
+    /// The conformance folder (build.sh, run-vm.sh).
+    #[arg(long, default_value = "conformance")]
+    pub harness: PathBuf,
+    /// Where the console logs and guest scripts go.
+    #[arg(long, default_value = "target/conform")]
+    pub out: PathBuf,
+    /// Guest-time cap per boot, seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u32,
+}
+
+struct Job {
+    name: String,
+    run: u32,
+    script: PathBuf,
+    log: PathBuf,
+}
+
+struct Boot {
+    /// Why the VM gave no log to parse (None: parse the log).
+    error: Option<String>,
+    wall_s: f64,
+}
+
+fn boot(harness: &Path, real: Real, job: &Job, timeout: u32) -> Boot {
+    let start = Instant::now();
+    let status = Command::new("bash")
+        .arg(harness.join("run-vm.sh"))
+        .arg(real.name())
+        .arg(&job.script)
+        .arg(&job.log)
+        .arg(timeout.to_string())
+        .output();
+    let wall_s = start.elapsed().as_secs_f64();
+    // Exit 1 (no DONE marker) still leaves a log: parse_log says what is missing.
+    let error = match status {
+        Err(e) => Some(format!("run-vm.sh: {e}")),
+        Ok(o) if o.status.code() == Some(2) => Some(format!(
+            "run-vm.sh: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Ok(_) => None,
+    };
+    Boot { error, wall_s }
+}
+
+pub fn conform(c: &Conform) -> Result<bool, BadInput> {
+    let real = Real::parse(&c.real).map_err(|e| bad(anyhow!("--real: {e}")))?;
+    let files = scenario_files(&c.paths)?;
+    let mut scenarios: Vec<(String, Scenario, String)> = Vec::new();
+    let mut refused = Vec::new();
+    for f in &files {
+        let s = load(f)?;
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        match translate(&s) {
+            Ok(script) => scenarios.push((name, s, script)),
+            Err(e) => refused.push(format!("{}: refused: {e}", f.display())),
+        }
+    }
+    for r in &refused {
+        eprintln!("{r}");
+    }
+    let build = Command::new("bash")
+        .arg(c.harness.join("build.sh"))
+        .status()
+        .map_err(|e| bad(anyhow!("{}: {e}", c.harness.join("build.sh").display())))?;
+    if !build.success() {
+        return Err(bad(anyhow!("conformance/build.sh failed")));
+    }
+    std::fs::create_dir_all(&c.out).map_err(|e| bad(anyhow!("{}: {e}", c.out.display())))?;
+    let mut jobs = Vec::new();
+    for (name, _, script) in &scenarios {
+        let stem = name.trim_end_matches(".scn");
+        let sp = c.out.join(format!("{stem}.sh"));
+        std::fs::write(&sp, script).map_err(|e| bad(anyhow!("{}: {e}", sp.display())))?;
+        for run in 1..=c.runs {
+            jobs.push(Job {
+                name: name.clone(),
+                run,
+                script: sp.clone(),
+                log: c.out.join(format!("{stem}.{}.run{run}.log", real.name())),
+            });
+        }
+    }
+    // The model's sets while the VMs boot would compete for the 2 cores: compute them first.
+    let kernel = real
+        .model()
+        .map(|k| md_model::Kernel::parse(k).expect("model kernel"));
+    let mut sets: Vec<Option<ModelSet>> = Vec::new();
+    for (name, s, _) in &scenarios {
+        sets.push(match &kernel {
+            Some(k) => Some(
+                model_set(s, k, c.model_runs).map_err(|e| bad(anyhow!("{name}: model: {e}")))?,
+            ),
+            None => None,
+        });
+    }
+    let next = Mutex::new(0usize);
+    let results: Mutex<Vec<Option<Boot>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..c.jobs.max(1) {
+            scope.spawn(|| loop {
+                let i = {
+                    let mut n = next.lock().unwrap();
+                    *n += 1;
+                    *n - 1
+                };
+                let Some(job) = jobs.get(i) else { break };
+                eprintln!("boot {} run {} on {}", job.name, job.run, real.name());
+                let b = boot(&c.harness, real, job, c.timeout);
+                results.lock().unwrap()[i] = Some(b);
+            });
+        }
+    });
+    let results = results.into_inner().unwrap();
+    println!(
+        "| scenario | run | real kernel | real outcome | model ({}) outcome set | agree | wall s |",
+        real.model().unwrap_or("none")
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut all_agree = true;
+    let mut details = String::new();
+    for (job, b) in jobs.iter().zip(results) {
+        let b = b.expect("every job ran");
+        let idx = scenarios.iter().position(|(n, ..)| *n == job.name).unwrap();
+        let (_, s, _) = &scenarios[idx];
+        let real_run: Result<RealRun, String> = match b.error {
+            Some(e) => Err(e),
+            None => std::fs::read_to_string(&job.log)
+                .map_err(|e| format!("{}: {e}", job.log.display()))
+                .and_then(|log| parse_log(s, &log)),
+        };
+        let set = &sets[idx];
+        let model_cell = set.as_ref().map_or("(reference only)".to_string(), |m| {
+            m.verdicts
+                .iter()
+                .map(|(v, n)| format!("{v} ×{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        let (real_cell, agree) = match (&real_run, set) {
+            (Err(e), _) => {
+                all_agree = false;
+                (format!("no result: {e}"), "error".to_string())
+            }
+            (Ok(r), None) => (r.verdict.clone(), "-".to_string()),
+            (Ok(r), Some(m)) => {
+                let d = compare(s, r, m);
+                if d.is_empty() {
+                    (r.verdict.clone(), "agree".to_string())
+                } else {
+                    all_agree = false;
+                    details.push_str(&format!(
+                        "\n### {} run {} ({}): disagree\n",
+                        job.name,
+                        job.run,
+                        real.name()
+                    ));
+                    for x in &d {
+                        details.push_str(&format!("- {x}\n"));
+                    }
+                    details.push_str("\n| op | real | model results |\n|---|---|---|\n");
+                    for (i, (_, op)) in s.ops.iter().enumerate() {
+                        details.push_str(&format!("| {op} | {} | {:?} |\n", r.ops[i], m.ops[i]));
+                    }
+                    (r.verdict.clone(), "DISAGREE".to_string())
+                }
+            }
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {:.0} |",
+            job.name,
+            job.run,
+            real.name(),
+            real_cell,
+            model_cell,
+            agree,
+            b.wall_s
+        );
+    }
+    if !details.is_empty() {
+        println!("{details}");
+    }
+    for r in &refused {
+        println!("{r}");
+    }
+    Ok(all_agree && refused.is_empty())
+}

@@ -1,0 +1,119 @@
+//! The conformance translator and log parser (no VM needed), and the model's outcome sets for
+//! the real-kernel behaviours the conformance corpus documents.
+
+use md_oracle::conform::{compare, model_set, parse_log, translate};
+use md_oracle::text;
+use std::path::Path;
+
+fn corpus(name: &str) -> md_oracle::Scenario {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../conformance/corpus")
+        .join(name);
+    text::parse(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+#[test]
+fn every_conformance_scenario_translates_with_one_step_per_op() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/corpus");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "scn") {
+            continue;
+        }
+        let s = text::parse(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        let script = translate(&s).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        for i in 0..s.ops.len() {
+            let name = format!("op{i}");
+            assert!(
+                script.split_whitespace().any(|w| w == name),
+                "{}: no step {name} in\n{script}",
+                p.display()
+            );
+        }
+        n += 1;
+    }
+    assert!(n >= 7, "conformance corpus has {n} scenarios");
+}
+
+#[test]
+fn untranslatable_scenarios_are_refused_with_the_reason() {
+    let md = text::parse(
+        "array md0 md raid5_ls disks=4 chunk=2 dev=32\nadm: sysfs md0 sync_action frozen\n",
+    )
+    .unwrap();
+    assert!(translate(&md).unwrap_err().contains("md arrays"));
+    let raw = text::parse(
+        "array lv dm raid5_ls disks=4 chunk=2 dev=32\nlvm: dmsetup load lv raid5_ls legs=4 chunk=2\n",
+    )
+    .unwrap();
+    let e = translate(&raw).unwrap_err();
+    assert!(e.contains("op 1") && e.contains("not translated"), "{e}");
+    let abs =
+        text::parse("array lv dm raid5_ls disks=4 chunk=2 dev=32\nio: read lv 0 8\n").unwrap();
+    assert!(translate(&abs).unwrap_err().contains("absolute"));
+}
+
+const HEADER: &str = "[    1.0] kernel noise\nBOOT kernel=6.12 modules=29 modfail=0 disks=6 disk_mb=64 uptime_ms=3000\n";
+
+#[test]
+fn a_log_is_read_back_in_the_model_words() {
+    let s = corpus("frozen-io-across.scn");
+    // op2 = message frozen (EINVAL), op3 = write across (EIO).
+    let log = format!(
+        "{HEADER}STEP op0 rc=0 dur_ms=900 blocked=0\nSTEP op1 rc=0 dur_ms=1500 blocked=0\n\
+         STEP op2 rc=1 dur_ms=40 blocked=0\nERR op2 device-mapper: message ioctl failed: Invalid argument\n\
+         ERRNO op2 EINVAL\nSTEP op3 rc=1 dur_ms=10 blocked=0\n\
+         IO op3 eio op=write off=4096 len=2048 pos=5120 src=cached\n\
+         STEP op4 rc=1 dur_ms=30 blocked=0\nERRNO op4 EINVAL\nSTEP op5 rc=0 dur_ms=100 blocked=0\n\
+         STEP op6 rc=0 dur_ms=100 blocked=0\nRESULT op7 ok\nRESULT op8 ok\nRESULT final ok\n\
+         DONE rc=0 timeout=0 uptime_ms=45000\n"
+    );
+    let r = parse_log(&s, &log).unwrap();
+    assert_eq!(r.verdict, "pass eio");
+    assert_eq!(r.ops[2], "EINVAL");
+    assert_eq!(r.ops[3], "EIO");
+    assert_eq!(r.ops[5], "ok");
+    assert_eq!(r.uptime_ms, Some(45000));
+
+    // The same write blocked for good: a hang; a late return is not.
+    let blocked = log.replace(
+        "STEP op3 rc=1 dur_ms=10 blocked=0\nIO op3 eio",
+        "STEP op3 rc=- dur_ms=20000 blocked=1\nIO op3 blocked",
+    );
+    let hung = format!("{blocked}LATE op3 still-blocked after_ms=90000\n");
+    assert_eq!(parse_log(&s, &hung).unwrap().verdict, "hang");
+    let late = blocked.replace("DONE", "LATE op3 rc=0 after_ms=60000\nDONE");
+    let r = parse_log(&s, &late).unwrap();
+    assert_eq!(
+        (r.verdict.as_str(), r.ops[3].as_str()),
+        ("pass", "ok (late)")
+    );
+
+    let bad = log.replace("RESULT final ok", "RESULT final mismatch");
+    assert_eq!(parse_log(&s, &bad).unwrap().verdict, "corruption");
+    let cut = log.replace("DONE rc=0 timeout=0 uptime_ms=45000\n", "");
+    assert!(parse_log(&s, &cut).unwrap_err().contains("DONE"));
+}
+
+#[test]
+fn v6_9_model_reaches_both_answers_6_12_gives_to_a_frozen_message() {
+    // Real 6.12: `message frozen` during a reshape fails with EINVAL or EBUSY (a race), and
+    // never succeeds; IO across a stalled reshape fails with EIO instead of hanging.
+    let s = corpus("frozen-io-across.scn");
+    let k = md_model::Kernel::parse("v6.9").unwrap();
+    let m = model_set(&s, &k, 50).unwrap();
+    assert!(m.ops[2].contains("EINVAL"), "{:?}", m.ops[2]);
+    assert!(m.ops[2].contains("EBUSY"), "{:?}", m.ops[2]);
+    assert!(!m.ops[2].contains("ok"), "{:?}", m.ops[2]);
+    assert!(!m.verdicts.contains_key("hang"), "{:?}", m.verdicts);
+    // And a real run with those answers agrees.
+    let log = format!(
+        "{HEADER}STEP op0 rc=0 dur_ms=1 blocked=0\nSTEP op1 rc=0 dur_ms=1 blocked=0\n\
+         STEP op2 rc=1 dur_ms=1 blocked=0\nERRNO op2 EINVAL\nIO op3 eio op=write\n\
+         STEP op4 rc=1 dur_ms=1 blocked=0\nERRNO op4 EINVAL\nSTEP op5 rc=0 dur_ms=1 blocked=0\n\
+         STEP op6 rc=0 dur_ms=1 blocked=0\nDONE rc=0 timeout=0 uptime_ms=1\n"
+    );
+    let real = parse_log(&s, &log).unwrap();
+    assert_eq!(compare(&s, &real, &m), Vec::<String>::new());
+}
