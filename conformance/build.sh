@@ -58,14 +58,6 @@ apt_update_once() {
 }
 [ "$UPDATE" = 1 ] && apt_update_once
 
-# Candidate version of a package according to apt ("" if unknown).
-cand_version() {
-    local v
-    v=$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}')
-    [ "$v" = "(none)" ] && v=
-    printf '%s' "$v"
-}
-
 # ------------------------------------------------------------ 1. host tools
 # package -> a file it provides, to check cheaply whether it is installed
 declare -A HOST_TOOLS=(
@@ -115,12 +107,23 @@ USER_PKGS=(lvm2 dmsetup libdevmapper1.02.1 libdevmapper-event1.02.1 libaio1
     libedit2 libbsd0 libmd0 libtinfo6 libsystemd0 libudev1 libselinux1
     libpcre2-8-0 libblkid1 libuuid1 e2fsprogs libext2fs2 libcom-err2 libss2)
 
+# Candidate versions, one apt-cache call for all ("pkg:" header lines, then
+# "  Candidate: <v>").
 declare -A VER=()
-for p in "$KPKG_612" "$KPKG_61" "${USER_PKGS[@]}"; do
-    v=$(cand_version "$p")
-    if [ -z "$v" ]; then apt_update_once; v=$(cand_version "$p"); fi
-    [ -n "$v" ] || die "apt knows no version of $p"
-    VER[$p]=$v
+lookup_versions() {
+    local p v
+    while read -r p v; do
+        [ "$v" = "(none)" ] || VER[$p]=$v
+    done < <(apt-cache policy "$@" 2>/dev/null |
+        awk '/^[^ ].*:$/ { p = substr($0, 1, length($0) - 1) } /^  Candidate:/ { print p, $2 }')
+}
+ALL_PKGS=("$KPKG_612" "$KPKG_61" "${USER_PKGS[@]}")
+lookup_versions "${ALL_PKGS[@]}"
+for p in "${ALL_PKGS[@]}"; do
+    if [ -z "${VER[$p]:-}" ]; then apt_update_once; lookup_versions "${ALL_PKGS[@]}"; break; fi
+done
+for p in "${ALL_PKGS[@]}"; do
+    [ -n "${VER[$p]:-}" ] || die "apt knows no version of $p"
 done
 log "kernel 6.12: $KPKG_612 ${VER[$KPKG_612]}"
 log "kernel 6.1:  $KPKG_61 ${VER[$KPKG_61]}"
@@ -325,7 +328,9 @@ build_kernel() {
     (cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
         cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -6 >"$out/base.cpio.gz.tmp"
     mv "$out/base.cpio.gz.tmp" "$out/base.cpio.gz"
-    cp "$kdir/boot/vmlinuz-$kver" "$out/vmlinuz"
+    # temp + rename: a VM starting right now reads either the old or the new file
+    cp "$kdir/boot/vmlinuz-$kver" "$out/vmlinuz.tmp"
+    mv "$out/vmlinuz.tmp" "$out/vmlinuz"
     cp "$root/etc/conform-version" "$out/version"
     printf '%s\n' "$stamp" >"$out/stamp"
     rm -rf "$root"
