@@ -13,6 +13,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 #[derive(clap::Args)]
+/// Exit status: 0 every run agrees with the model, 1 a disagreement or a refused scenario,
+/// 2 bad input or a boot that gave no result (the harness is broken).
 pub struct Conform {
     /// Scenario files or folders of .scn files.
     #[arg(required = true)]
@@ -150,6 +152,7 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
     );
     println!("|---|---|---|---|---|---|---|");
     let mut all_agree = true;
+    let mut broken = 0;
     let mut details = String::new();
     for (job, b) in jobs.iter().zip(results) {
         let b = b.expect("every job ran");
@@ -171,7 +174,7 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
         });
         let (real_cell, agree) = match (&real_run, set) {
             (Err(e), _) => {
-                all_agree = false;
+                broken += 1;
                 (format!("no result: {e}"), "error".to_string())
             }
             (Ok(r), None) => (r.verdict.clone(), "-".to_string()),
@@ -214,6 +217,13 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
     }
     for r in &refused {
         println!("{r}");
+    }
+    if broken > 0 {
+        // The harness, not the kernel: exit 2, unlike a disagreement (exit 1).
+        return Err(bad(anyhow!(
+            "{broken} boot(s) gave no result; logs in {}",
+            c.out.display()
+        )));
     }
     Ok(all_agree && refused.is_empty())
 }
