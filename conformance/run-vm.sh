@@ -44,7 +44,7 @@ chmod 755 "$tmp/root/scenario.sh"
 cat "$OUT/base.cpio.gz" "$tmp/extra.cpio.gz" >"$tmp/initrd"
 
 release=$(sed -n 's/^kernel=//p' "$OUT/version")
-append="console=ttyS0 panic=-1 loglevel=4 ${CONF_APPEND:-}"
+append="console=ttyS0 panic=-1 loglevel=4 edd=off ${CONF_APPEND:-}"
 mkdir -p "$(dirname "$LOG")"
 
 t0=$(date +%s%N)
@@ -63,6 +63,8 @@ timed_out=0
 done_seen=0
 grep -q '^DONE ' "$LOG" && done_seen=1
 
+# the console may end in the middle of a line (kill, panic): start a new one
+[ -s "$LOG" ] && [ -n "$(tail -c 1 "$LOG")" ] && echo >>"$LOG"
 line="HOST kernel=$KERNEL release=$release wall_ms=$wall_ms timeout=$timed_out qemu_rc=$qrc done=$done_seen"
 echo "$line" >>"$LOG"
 echo "$line"
