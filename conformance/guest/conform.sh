@@ -206,7 +206,7 @@ join() {
     if [ -e "$d/rc" ]; then
         read -r rc end <"$d/rc"
         emit "STEP $name rc=$rc dur_ms=$((end - start)) blocked=0"
-        _step_tail "$name" done
+        _step_tail "$name" "done"
         return "$rc"
     fi
     emit "STEP $name rc=- dur_ms=$((NOW - start)) blocked=1"
@@ -388,7 +388,7 @@ table() {
 }
 
 size() {
-    local name=$1 dev=blocked tbl=? lvs=?
+    local name=$1 dev=blocked tbl="?" lvs="?"
     _bounded 5 blockdev --getsz "$DEVPATH" && dev=$B_OUT
     _bounded 5 dmsetup table "$DMDEV" && [ "$B_RC" = 0 ] &&
         tbl=$(echo "$B_OUT" | awk '{ s += $2 } END { print s + 0 }')
