@@ -534,5 +534,11 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
     for e in &u.op_errors {
         detail.push_str(&format!("op failed: {e}\n"));
     }
+    if u.requeues > 0 {
+        detail.push_str(&format!(
+            "{} bio requeue(s) by a noflush suspend\n",
+            u.requeues
+        ));
+    }
     mk(VerdictKind::Pass, token, detail)
 }
