@@ -4,9 +4,10 @@
 //! the set of outcomes the model reaches over many schedules of the same ops.
 //!
 //! What a real run can do differs from a model run in three ways, all by design:
-//! * the ops run one after another in file order (each blocking op runs in the background and
-//!   is polled against a deadline; a blocked op is recorded as blocked and the script goes
-//!   on), which is one of the interleavings the model explores;
+//! * the first actor's ops run one after another in file order, each other actor's ops in a
+//!   background shell started where its first op appears (each blocking op runs in the
+//!   background and is polled against a deadline; a blocked op is recorded as blocked and the
+//!   script goes on): one of the interleavings the model explores;
 //! * the real LV is fixed (48 MiB raid5, 64 KiB chunks, lvm's reshape space), the model's is
 //!   tiny; only the shape is carried over: the stripes, the layout, the ops, and IO positions
 //!   relative to the reshape position (`ahead`, `across`, `behind`);
@@ -111,6 +112,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     // The model's LV starts inactive: lvm activates it as the scenario's first op.
     let _ = writeln!(out, "step setup_deactivate lvchange -an vg/lv");
     let mut throttled = false;
+    let mut lines = Vec::new();
     for (i, (_, op)) in s.ops.iter().enumerate() {
         let n = step(i);
         let dev = op_dev(op);
@@ -151,7 +153,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
                 throttled = false;
                 format!("unthrottle\nwait_reshape 180 {n}_wait\nchecksum {n}")
             }
-            Op::Sleep => "sleep 1".to_string(),
+            Op::Sleep => format!("step {n} sleep 1"),
             other => {
                 return Err(format!(
                     "op {} `{other}`: not translated (raw table loads, removes, --stripesize, \
@@ -160,7 +162,30 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
                 ))
             }
         };
-        let _ = writeln!(out, "{line}");
+        lines.push(line);
+    }
+    // The first actor's ops run in the script's own shell; every other actor runs its ops in
+    // a background shell started where its first op appears in the file (one of the orders
+    // the model explores: an actor may be delayed).
+    let main = s.ops.first().map(|(a, _)| a.as_str()).unwrap_or("");
+    let mut started = BTreeSet::new();
+    for (i, (actor, _)) in s.ops.iter().enumerate() {
+        if actor == main {
+            let _ = writeln!(out, "{}", lines[i]);
+        } else if started.insert(actor.as_str()) {
+            let _ = writeln!(out, "( # actor {actor}");
+            for (j, (a, _)) in s.ops.iter().enumerate() {
+                if a == actor {
+                    let _ = writeln!(out, "{}", lines[j]);
+                }
+            }
+            let _ = writeln!(out, ") &\nactors=\"$actors $!\"");
+        }
+    }
+    if !started.is_empty() {
+        // Every step in them has a deadline, so the shells end. (A bare `wait` would also wait
+        // for a blocked step's command, which may never return.)
+        let _ = writeln!(out, "for p in $actors; do wait \"$p\"; done");
     }
     let _ = writeln!(out, "recheck 10");
     let _ = writeln!(out, "unthrottle");
