@@ -11,5 +11,5 @@ cargo fuzz build -s none hunt
 HUNT=fuzz/target/x86_64-unknown-linux-gnu/release/hunt
 mkdir -p bench
 { echo "# mdfuzz bench ($(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(date -u +%Y-%m-%d))"; echo;
-  ./target/release/mdfuzz bench --seeds "${SEEDS:-5}" --budget "${BUDGET:-10s}" --rate "${RATE:-2s}" \
+  ./target/release/mdfuzz bench --seeds "${SEEDS:-5}" --budget "${BUDGET:-15s}" --rate "${RATE:-2s}" \
       --cargo-fuzz "$HUNT"; } | tee bench/latest.md
