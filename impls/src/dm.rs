@@ -38,6 +38,11 @@ pub struct MappedDevice {
     pub open_count: u32,
     /// DMF_DELETING: a remove passed its open check; new opens fail.
     pub deleting: bool,
+    /// The live table's mode lacks FMODE_WRITE (`dmsetup load --readonly`, lvm's
+    /// `lvchange -pr`): `__bind` marks the disk read-only, so opens for writing fail.
+    pub read_only: bool,
+    /// The same for the inactive table, applied when it is swapped in.
+    pub inactive_read_only: bool,
 }
 
 /// `dm_create()` (`dmsetup create` without a table, or lvm's CREATE).
@@ -58,6 +63,8 @@ pub fn dm_create(k: &mut K, name: &str, members: usize) -> DevId {
         instances: 0,
         open_count: 0,
         deleting: false,
+        read_only: false,
+        inactive_read_only: false,
     });
     k.dms.len() - 1
 }
@@ -79,6 +86,12 @@ fn suspend_unlock(k: &mut K, d: DevId) {
 /// `table_load()`: construct the new target instance while the old table stays live. A
 /// previous inactive table is destroyed.
 pub fn table_load(k: &mut K, d: DevId, table: &Table) -> Result<(), Errno> {
+    table_load_mode(k, d, table, false)
+}
+
+/// `table_load()` with the table's mode: `read_only` = DM_READONLY_FLAG (no FMODE_WRITE).
+/// dm-raid's constructor does not look at the mode.
+pub fn table_load_mode(k: &mut K, d: DevId, table: &Table, read_only: bool) -> Result<(), Errno> {
     enter!(k, "table_load");
     if k.dms[d].removed {
         return Err(ENXIO);
@@ -87,6 +100,7 @@ pub fn table_load(k: &mut K, d: DevId, table: &Table) -> Result<(), Errno> {
     if let Some(old) = k.dms[d].inactive.replace(m) {
         dm_raid::raid_dtr(k, old);
     }
+    k.dms[d].inactive_read_only = read_only;
     Ok(())
 }
 
@@ -153,6 +167,8 @@ pub fn do_resume(k: &mut K, d: DevId) -> Result<(), Errno> {
         }
         k.dms[d].inactive = None;
         old = k.dms[d].live.replace(new);
+        // dm_swap_table -> __bind: the disk takes the new table's mode.
+        k.dms[d].read_only = k.dms[d].inactive_read_only;
     } else if !k.dms[d].suspended {
         suspend_unlock(k, d);
         return Ok(());

@@ -122,6 +122,10 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
         let line = match op {
             Op::Activate { .. } => format!("step {n} lvchange -ay vg/lv"),
             Op::Deactivate { .. } => format!("step {n} lvchange -an vg/lv"),
+            Op::Permission { writable, .. } => format!(
+                "step {n} lvchange -p{} vg/lv",
+                if *writable { "rw" } else { "r" }
+            ),
             Op::Stripes { stripes, force, .. } => {
                 let mut l = String::new();
                 if !throttled {
@@ -154,6 +158,13 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
                 format!("unthrottle\nwait_reshape 180 {n}_wait\nchecksum {n}")
             }
             Op::Sleep => format!("step {n} sleep 1"),
+            Op::After(_) => {
+                return Err(format!(
+                    "op {}: `after` is model-only (the VM starts another actor's shell where its \
+                     first op appears; the model is given the same order by itself)",
+                    i + 1
+                ))
+            }
             other => {
                 return Err(format!(
                     "op {} `{other}`: not translated (raw table loads, removes, --stripesize, \
@@ -209,6 +220,7 @@ fn op_dev(op: &Op) -> Option<&str> {
         | Op::Stripesize { dev, .. }
         | Op::Retype { dev, .. }
         | Op::WaitForSync { dev }
+        | Op::Permission { dev, .. }
         | Op::Read { dev, .. }
         | Op::Write { dev, .. }
         | Op::Fsck { dev } => Some(dev),
@@ -374,14 +386,42 @@ pub fn real_words(v: VerdictKind, token: &str) -> String {
     }
 }
 
+/// The scenario the model runs for a real run's outcome set: each actor other than the
+/// first waits (`after`) for the first actor's op that precedes its first op in the file,
+/// as the VM's background shell starts only when that op has returned. Also returns, for each
+/// op of the result, the index of the original op (None for an inserted `after`).
+pub fn as_run_in_vm(s: &Scenario) -> (Scenario, Vec<Option<usize>>) {
+    let mut out = s.clone();
+    out.ops.clear();
+    out.schedule.clear();
+    let mut map = Vec::new();
+    let main = s.ops.first().map(|(a, _)| a.clone()).unwrap_or_default();
+    let mut started = BTreeSet::new();
+    let mut last_main: Option<usize> = None;
+    for (i, (actor, op)) in s.ops.iter().enumerate() {
+        if *actor == main {
+            last_main = Some(i);
+        } else if started.insert(actor.clone()) {
+            if let Some(m) = last_main {
+                // `after` counts ops of the new list: m's new index.
+                let new_m = map.iter().position(|&x| x == Some(m)).expect("mapped");
+                out.ops.push((actor.clone(), Op::After(new_m)));
+                map.push(None);
+            }
+        }
+        out.ops.push((actor.clone(), op.clone()));
+        map.push(Some(i));
+    }
+    (out, map)
+}
+
 pub fn model_set(s: &Scenario, kernel: &Kernel, runs: u32) -> Result<ModelSet, String> {
     let mut set = ModelSet {
         ops: vec![BTreeSet::new(); s.ops.len()],
         ..ModelSet::default()
     };
     // The real run issues the ops in file order: no schedule prefix.
-    let mut s = s.clone();
-    s.schedule.clear();
+    let (s, map) = as_run_in_vm(s);
     let pct = Tail::pct(1, 3);
     let mut tails = vec![Tail::RoundRobin];
     for r in 0..runs {
@@ -401,8 +441,10 @@ pub fn model_set(s: &Scenario, kernel: &Kernel, runs: u32) -> Result<ModelSet, S
             .entry(real_words(o.verdict, &o.token))
             .or_default() += 1;
         set.detailed.insert(o.short());
-        for (i, r) in o.op_results.iter().enumerate() {
-            set.ops[i].insert(r.clone());
+        for (r, orig) in o.op_results.iter().zip(&map) {
+            if let Some(i) = orig {
+                set.ops[*i].insert(r.clone());
+            }
         }
     }
     Ok(set)

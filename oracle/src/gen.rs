@@ -51,7 +51,7 @@ const MESSAGES: [&str; 6] = ["idle", "frozen", "resync", "recover", "check", "re
 /// space is; lvm's own macros issue them.
 fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> {
     let dev = a.name.clone();
-    Ok(match u.int_in_range(0..=13)? {
+    Ok(match u.int_in_range(0..=14)? {
         0..=2 => Op::Reload { dev },
         3 => Op::Suspend {
             dev,
@@ -90,6 +90,10 @@ fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> 
             layout: layout(u)?,
         },
         12 => Op::Remove { dev },
+        13 => Op::Permission {
+            dev,
+            writable: u.arbitrary()?,
+        },
         _ => Op::Sleep,
     })
 }

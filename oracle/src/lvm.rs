@@ -27,7 +27,9 @@
 use crate::runner::{user, LvMeta, Target};
 use crate::scenario::{Op, Range};
 use crate::shadow::{tag, tag_block, tag_writer};
-use md_model::dm::{dm_remove, dm_submit_bio, dm_suspend, do_resume, table_load, target_message};
+use md_model::dm::{
+    dm_remove, dm_submit_bio, dm_suspend, do_resume, table_load, table_load_mode, target_message,
+};
 use md_model::dm_raid::{raid_status, Table};
 use md_model::md;
 use md_model::md_h::*;
@@ -46,6 +48,8 @@ pub fn exec(cx: &Cx, index: usize, op: &Op) {
         Err(e) => result_word(e),
     };
     user(&mut k).op_results[index] = Some(result);
+    let q = user(&mut k).op_done;
+    k.wake_up(q);
     match &r {
         Ok(()) => k.trace(|| format!("< {op}: ok")),
         Err(e) => {
@@ -142,6 +146,10 @@ fn exec_op(k: &mut K, op: &Op) -> R {
         Op::Stripesize { dev: name, chunk } => lvconvert_keep_images(k, name, None, Some(*chunk)),
         Op::Retype { dev: name, layout } => lvconvert_keep_images(k, name, Some(*layout), None),
         Op::WaitForSync { dev: name } => wait_for_sync(k, name),
+        Op::Permission {
+            dev: name,
+            writable,
+        } => lvchange_permission(k, name, *writable),
         Op::SyncAction { md: name, word } => {
             let m = mdid(k, name);
             errno(md::action_store(k, m, word))
@@ -173,6 +181,17 @@ fn exec_op(k: &mut K, op: &Op) -> R {
         Op::Sleep => {
             let q = k.timer_wq;
             k.sleep_once(q, "sleep: waiting for the timer");
+            Ok(())
+        }
+        Op::After(i) => {
+            let (i, q) = (*i, user(k).op_done);
+            k.sleep(q, "after: waiting for an earlier op", |w| {
+                let u = w
+                    .user
+                    .as_ref()
+                    .and_then(|u| u.downcast_ref::<crate::runner::User>());
+                u.is_some_and(|u| u.op_results[i].is_some())
+            });
             Ok(())
         }
     }
@@ -229,6 +248,12 @@ fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
     } else {
         0
     };
+    if let Target::Dm(d) = target(k, name) {
+        // open(O_WRONLY) of a read-only disk fails before any bio is issued.
+        if write && k.dms[d].read_only && !k.dms[d].removed {
+            return Err("EPERM (read-only device)".into());
+        }
+    }
     let t0 = k.steps;
     if write {
         user(k)
@@ -385,7 +410,34 @@ fn lvchange_ay(k: &mut K, name: &str) -> R {
         return Ok(());
     }
     let t = meta(k, name).table;
-    errno(table_load(k, d, &t))?;
+    load(k, name, d, &t)?;
+    errno(do_resume(k, d))
+}
+
+/// LOAD with the LV's permission (lvm loads a read-only LV's top-level table read-only).
+fn load(k: &mut K, name: &str, d: usize, t: &Table) -> R {
+    let ro = meta(k, name).read_only;
+    errno(table_load_mode(k, d, t, ro))
+}
+
+/// `lvchange -pr` / `-prw` (`_lvchange_permission`): flip LVM_WRITE in the metadata, then
+/// `lv_update_and_reload` of an active LV: LOAD (same params, the new mode: a real reload, so
+/// a new dm-raid instance) + flush SUSPEND + RESUME.
+fn lvchange_permission(k: &mut K, name: &str, writable: bool) -> R {
+    if meta(k, name).read_only != writable {
+        return Err(format!(
+            "Logical volume {name} is already {}",
+            if writable { "writable" } else { "read only" }
+        ));
+    }
+    user(k).lvm.get_mut(name).expect("lv metadata").read_only = !writable;
+    let d = dev(k, name);
+    if k.dms[d].removed || k.dms[d].live.is_none() {
+        return Ok(());
+    }
+    let t = meta(k, name).table;
+    load(k, name, d, &t)?;
+    errno(dm_suspend(k, d, false))?;
     errno(do_resume(k, d))
 }
 
@@ -416,7 +468,7 @@ fn update_and_reload(k: &mut K, name: &str, t: &Table, relocate_by: i64) -> R {
         .and_then(|m| k.raid_sets[m].as_ref())
         .map(|rs| rs.table.clone());
     if live_table.as_ref() != Some(t) {
-        errno(table_load(k, d, t))?;
+        load(k, name, d, t)?;
     }
     errno(dm_suspend(k, d, false))?;
     if relocate_by != 0 {

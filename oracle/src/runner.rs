@@ -115,6 +115,8 @@ pub struct LvMeta {
     pub reshape_space: u32,
     /// Legs a `--stripes --force` freed that a second `--stripes` must remove.
     pub freed: u32,
+    /// `lvchange -pr` cleared LVM_WRITE.
+    pub read_only: bool,
 }
 
 /// The user-space side of a run, kept in `World::user`.
@@ -130,6 +132,8 @@ pub struct User {
     /// Each scenario op's result by index: `ok`, an errno name, or None while it has not
     /// returned (blocked at the end of a run).
     pub op_results: Vec<Option<String>>,
+    /// Woken whenever an op returns (`after N` waits here).
+    pub op_done: md_model::sched::Wq,
 }
 
 pub fn user(w: &mut World) -> &mut User {
@@ -304,6 +308,7 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
         op_errors: Vec::new(),
         requeues: 0,
         op_results: vec![None; s.ops.len()],
+        op_done: k.new_wq("op_done".into()),
     };
     let mut md_arrays = Vec::new();
     for a in &s.arrays {
@@ -350,6 +355,7 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
                         table,
                         reshape_space: 0,
                         freed: 0,
+                        read_only: false,
                     },
                 );
             }

@@ -100,6 +100,11 @@ pub enum Op {
     WaitForSync {
         dev: String,
     },
+    /// `lvchange -pr` (writable false) / `lvchange -prw`.
+    Permission {
+        dev: String,
+        writable: bool,
+    },
     // md sysfs
     SyncAction {
         md: String,
@@ -132,6 +137,9 @@ pub enum Op {
     },
     /// Wait for the next timer tick.
     Sleep,
+    /// Wait until op N (0-based here, 1-based in the text) of any actor has returned: the
+    /// order of a script that starts a background job after a command.
+    After(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

@@ -336,6 +336,7 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
         "write",
         "fsck",
         "sleep",
+        "after",
     ])?;
     Ok(match cmd {
         "dmsetup" => match l
@@ -400,8 +401,12 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
                 Op::Message { dev, word }
             }
         },
-        "lvchange" => match l.expect_word(&["-ay", "-an"])? {
+        "lvchange" => match l.expect_word(&["-ay", "-an", "-pr", "-prw"])? {
             "-ay" => Op::Activate {
+                dev: array_ref(l, s, ArrayKind::Dm)?,
+            },
+            p @ ("-pr" | "-prw") => Op::Permission {
+                writable: p == "-prw",
                 dev: array_ref(l, s, ArrayKind::Dm)?,
             },
             _ => Op::Deactivate {
@@ -496,6 +501,20 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
         "fsck" => Op::Fsck {
             dev: any_array(l, s)?,
         },
+        "after" => {
+            let col = l.col();
+            let n: usize = l.number("an op number")?;
+            if n == 0 || n > s.ops.len() {
+                return Err(l.err(
+                    col,
+                    format!(
+                        "expected an earlier op's number (1..={}), found {n}",
+                        s.ops.len()
+                    ),
+                ));
+            }
+            Op::After(n - 1)
+        }
         _ => Op::Sleep,
     })
 }
@@ -544,6 +563,9 @@ impl fmt::Display for Op {
             Op::Message { dev, word } => write!(f, "dmsetup message {dev} {word}"),
             Op::Activate { dev } => write!(f, "lvchange -ay {dev}"),
             Op::Deactivate { dev } => write!(f, "lvchange -an {dev}"),
+            Op::Permission { dev, writable } => {
+                write!(f, "lvchange -p{} {dev}", if *writable { "rw" } else { "r" })
+            }
             Op::Stripes {
                 dev,
                 stripes,
@@ -567,6 +589,7 @@ impl fmt::Display for Op {
             Op::Write { dev, range } => write!(f, "write {dev} {range}"),
             Op::Fsck { dev } => write!(f, "fsck {dev}"),
             Op::Sleep => write!(f, "sleep"),
+            Op::After(i) => write!(f, "after {}", i + 1),
         }
     }
 }

@@ -117,3 +117,31 @@ fn v6_9_model_reaches_both_answers_6_12_gives_to_a_frozen_message() {
     let real = parse_log(&s, &log).unwrap();
     assert_eq!(compare(&s, &real, &m), Vec::<String>::new());
 }
+
+#[test]
+fn other_actors_start_after_the_op_before_them_as_in_the_vm() {
+    let s = corpus("frozen-writer-suspend.scn");
+    let (run, map) = md_oracle::conform::as_run_in_vm(&s);
+    // io0's first op (op 4, index 3) follows the frozen message (index 2).
+    assert_eq!(run.ops[3].0, "io0");
+    assert_eq!(run.ops[3].1, md_oracle::scenario::Op::After(2));
+    assert_eq!(map[3], None);
+    assert_eq!(map[4], Some(3));
+    assert_eq!(run.ops.len(), s.ops.len() + 1);
+    // The text form round-trips.
+    let text = run.to_string();
+    assert!(text.contains("io0: after 3"), "{text}");
+    assert_eq!(text::parse(&text).unwrap().ops, run.ops);
+}
+
+#[test]
+fn v6_9_model_reaches_the_eio_6_12_gave_a_write_right_after_lvconvert() {
+    // Real 6.12 (conformance/corpus/writer-suspend-cycles.scn, 2 of 2 runs): the background
+    // writer's first write, issued as lvconvert returned, failed with EIO: lvconvert's
+    // final resume had just restarted the reshape (corpus/finding-eio-right-after-resume).
+    let s = corpus("writer-suspend-cycles.scn");
+    let k = md_model::Kernel::parse("v6.9").unwrap();
+    let m = model_set(&s, &k, 50).unwrap_or_else(|e| panic!("{e}"));
+    assert!(m.ops[2].contains("EIO"), "{:?}", m.ops[2]);
+    assert!(m.ops[2].contains("ok"), "{:?}", m.ops[2]);
+}
