@@ -5,7 +5,9 @@
 
 use crate::{bad, load, scenario_files, BadInput};
 use anyhow::anyhow;
-use md_oracle::conform::{compare, model_set, parse_log, translate, ModelSet, Real, RealRun};
+use md_oracle::conform::{
+    compare, model_op_trace, model_set, parse_log, translate, ModelSet, Real, RealRun,
+};
 use md_oracle::scenario::Scenario;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,6 +77,22 @@ fn boot(harness: &Path, real: Real, job: &Job, timeout: u32) -> Boot {
         Ok(_) => None,
     };
     Boot { error, wall_s }
+}
+
+/// The real verdict and every op that did not simply return 0 (`op 3 EINVAL`).
+fn real_cell(r: &RealRun) -> String {
+    let ops: Vec<String> = r
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| *x != "ok")
+        .map(|(i, x)| format!("op {} {x}", i + 1))
+        .collect();
+    if ops.is_empty() {
+        r.verdict.clone()
+    } else {
+        format!("{} ({})", r.verdict, ops.join(", "))
+    }
 }
 
 pub fn conform(c: &Conform) -> Result<bool, BadInput> {
@@ -177,11 +195,11 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
                 broken += 1;
                 (format!("no result: {e}"), "error".to_string())
             }
-            (Ok(r), None) => (r.verdict.clone(), "-".to_string()),
+            (Ok(r), None) => (real_cell(r), "-".to_string()),
             (Ok(r), Some(m)) => {
                 let d = compare(s, r, m);
                 if d.is_empty() {
-                    (r.verdict.clone(), "agree".to_string())
+                    (real_cell(r), "agree".to_string())
                 } else {
                     all_agree = false;
                     details.push_str(&format!(
@@ -193,11 +211,24 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
                     for x in &d {
                         details.push_str(&format!("- {x}\n"));
                     }
-                    details.push_str("\n| op | real | model results |\n|---|---|---|\n");
-                    for (i, (_, op)) in s.ops.iter().enumerate() {
-                        details.push_str(&format!("| {op} | {} | {:?} |\n", r.ops[i], m.ops[i]));
+                    details.push_str(
+                        "\n| op | real | real status after | model results |\n|---|---|---|---|\n",
+                    );
+                    for (i, (actor, op)) in s.ops.iter().enumerate() {
+                        details.push_str(&format!(
+                            "| {actor}: {op} | {} | {} | {:?} |\n",
+                            r.ops[i],
+                            r.status[i].as_deref().unwrap_or("-"),
+                            m.ops[i]
+                        ));
                     }
-                    (r.verdict.clone(), "DISAGREE".to_string())
+                    if let Some(k) = &kernel {
+                        details.push_str("\nmodel run (round-robin schedule):\n\n");
+                        for l in model_op_trace(s, k).unwrap_or_else(|e| vec![e]) {
+                            details.push_str(&format!("    {l}\n"));
+                        }
+                    }
+                    (real_cell(r), "DISAGREE".to_string())
                 }
             }
         };

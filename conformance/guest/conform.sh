@@ -56,6 +56,7 @@
 #   throttle [MAX [MIN]]         speed_limit_max/min = 500/1 KiB/s
 #   unthrottle                   speed_limit_max/min = 200000/1000
 #   wait_reshape [SECS [NAME]]   wait (120 s) until the reshape finished (RESULT + STATUS)
+#   wait_progress NAME [SECS]    wait (15 s) until the reshape moved off its start; POS
 #   write_all [NAME]             write the pattern over the whole LV; sets the
 #                                checksum reference extent
 #   io_write NAME WHERE [LEN]    pattern write, O_DIRECT (a step + IO line)
@@ -757,6 +758,25 @@ _wait_raid() {
 
 wait_sync() { _wait_raid synced "${1:-120}" "${2:-wait_sync}"; }
 wait_reshape() { _wait_raid reshaped "${1:-120}" "${2:-wait_reshape}"; }
+
+# wait_progress NAME [SECS]: wait (15 s) until a reshape has moved off its start
+# (action=reshape, 0 < N < M), so that ahead/across/behind have a live or cached
+# position to work from, then print POS NAME.
+wait_progress() {
+    local name=$1 secs=${2:-15} lim
+    _now
+    lim=$((NOW + secs * 1000))
+    while :; do
+        if _dm_status && [ "$ST_ACTION" = reshape ] &&
+            [ "$ST_N" -gt 0 ] 2>/dev/null && [ "$ST_N" -lt "$ST_M" ]; then
+            break
+        fi
+        _now
+        [ "$NOW" -ge "$lim" ] && break
+        sleep "$POLL"
+    done
+    pos "$name"
+}
 
 standard_lv() {
     setup_vg

@@ -137,6 +137,8 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
                 } else {
                     let _ = write!(l, "reshape_stripes {stripes} {n}");
                 }
+                // IO positions are relative to a reshape that has really started.
+                let _ = write!(l, "\nwait_progress {n}_progress");
                 l
             }
             Op::WaitForSync { .. } => {
@@ -183,6 +185,8 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     for (i, (actor, _)) in s.ops.iter().enumerate() {
         if actor == main {
             let _ = writeln!(out, "{}", lines[i]);
+            // The status after each op (= before the next).
+            let _ = writeln!(out, "status {}", step(i));
         } else if started.insert(actor.as_str()) {
             let _ = writeln!(out, "( # actor {actor}");
             for (j, (a, _)) in s.ops.iter().enumerate() {
@@ -234,6 +238,8 @@ pub struct RealRun {
     /// Per op: `ok`, an errno name, `failed` (another non-zero exit), `blocked` (never
     /// returned), with ` (late)` when it returned only after the step deadline.
     pub ops: Vec<String>,
+    /// Per op of the first actor: `dmsetup status` right after it returned (or gave up).
+    pub status: Vec<Option<String>>,
     /// The verdict: `pass`, `pass eio`, `hang`, `corruption`.
     pub verdict: String,
     /// Why (the lines that decided the verdict).
@@ -254,7 +260,10 @@ pub fn parse_log(s: &Scenario, log: &str) -> Result<RealRun, String> {
     let mut errno: Vec<Option<String>> = vec![None; n];
     let mut io: Vec<Option<String>> = vec![None; n];
     let mut late: BTreeMap<usize, String> = BTreeMap::new();
-    let mut run = RealRun::default();
+    let mut run = RealRun {
+        status: vec![None; n],
+        ..RealRun::default()
+    };
     let mut done = false;
     let mut corrupt = Vec::new();
     let index = |name: &str| -> Option<usize> {
@@ -300,10 +309,23 @@ pub fn parse_log(s: &Scenario, log: &str) -> Result<RealRun, String> {
                 }
             }
             ["RESULT", _, "mismatch", ..] => corrupt.push(line.to_string()),
+            // wait_reshape's verdict for a wait_for_sync op (it has no STEP line).
+            ["RESULT", name, r @ ("ok" | "timeout"), ..] => {
+                if let Some(i) = index(name) {
+                    rc[i].get_or_insert_with(|| {
+                        if *r == "ok" { "0" } else { "blocked" }.to_string()
+                    });
+                }
+            }
             ["RESULT", name, r, ..]
                 if r.starts_with("rc=") && *r != "rc=0" && name.contains("fsck") =>
             {
                 corrupt.push(line.to_string());
+            }
+            ["STATUS", name, rest @ ..] => {
+                if let Some(i) = index(name) {
+                    run.status[i] = Some(rest.join(" "));
+                }
             }
             ["DONE", rest @ ..] => {
                 done = true;
@@ -448,6 +470,20 @@ pub fn model_set(s: &Scenario, kernel: &Kernel, runs: u32) -> Result<ModelSet, S
         }
     }
     Ok(set)
+}
+
+/// The ops of one model run (round-robin tail) as trace lines, for a side-by-side report.
+pub fn model_op_trace(s: &Scenario, kernel: &Kernel) -> Result<Vec<String>, String> {
+    let (s, _) = as_run_in_vm(s);
+    let opts = RunOptions {
+        trace: true,
+        ..RunOptions::default()
+    };
+    let o = run(&s, kernel, &opts)?;
+    Ok(o.trace
+        .into_iter()
+        .filter(|l| l.contains(" > ") || l.contains(" < ") || l.contains("EIO"))
+        .collect())
 }
 
 /// The disagreements of a real run with the model's set (empty: they agree).
