@@ -80,6 +80,7 @@ fn run_ok(s: &Scenario, k: &Kernel) -> Result<Outcome, Box<Failure>> {
                 ticks: 0,
                 state_hashes: Vec::new(),
                 op_results: Vec::new(),
+                op_actions: Vec::new(),
             },
             signature: format!("{} model-panic", k.name()),
             why: format!("the model panicked: {e}"),

@@ -115,7 +115,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     let mut lines = Vec::new();
     for (i, (_, op)) in s.ops.iter().enumerate() {
         let n = step(i);
-        let dev = op_dev(op);
+        let dev = crate::lvm::op_array(op);
         if dev.is_some_and(|d| d != a.name) {
             return Err(format!("op {}: unknown device", i + 1));
         }
@@ -208,28 +208,6 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     let _ = writeln!(out, "checksum final");
     let _ = writeln!(out, "recheck 5");
     Ok(out)
-}
-
-fn op_dev(op: &Op) -> Option<&str> {
-    match op {
-        Op::Load { dev, .. }
-        | Op::Reload { dev }
-        | Op::Suspend { dev, .. }
-        | Op::Resume { dev }
-        | Op::Remove { dev }
-        | Op::Message { dev, .. }
-        | Op::Activate { dev }
-        | Op::Deactivate { dev }
-        | Op::Stripes { dev, .. }
-        | Op::Stripesize { dev, .. }
-        | Op::Retype { dev, .. }
-        | Op::WaitForSync { dev }
-        | Op::Permission { dev, .. }
-        | Op::Read { dev, .. }
-        | Op::Write { dev, .. }
-        | Op::Fsck { dev } => Some(dev),
-        _ => None,
-    }
 }
 
 /// What one real run showed, in the model's words.
@@ -396,6 +374,8 @@ pub struct ModelSet {
     pub detailed: BTreeSet<String>,
     /// Per op: every result seen.
     pub ops: Vec<BTreeSet<String>>,
+    /// Per op: every sync action seen when it returned.
+    pub actions: Vec<BTreeSet<String>>,
 }
 
 pub fn real_words(v: VerdictKind, token: &str) -> String {
@@ -440,6 +420,7 @@ pub fn as_run_in_vm(s: &Scenario) -> (Scenario, Vec<Option<usize>>) {
 pub fn model_set(s: &Scenario, kernel: &Kernel, runs: u32) -> Result<ModelSet, String> {
     let mut set = ModelSet {
         ops: vec![BTreeSet::new(); s.ops.len()],
+        actions: vec![BTreeSet::new(); s.ops.len()],
         ..ModelSet::default()
     };
     // The real run issues the ops in file order: no schedule prefix.
@@ -463,9 +444,10 @@ pub fn model_set(s: &Scenario, kernel: &Kernel, runs: u32) -> Result<ModelSet, S
             .entry(real_words(o.verdict, &o.token))
             .or_default() += 1;
         set.detailed.insert(o.short());
-        for (r, orig) in o.op_results.iter().zip(&map) {
+        for ((r, a), orig) in o.op_results.iter().zip(&o.op_actions).zip(&map) {
             if let Some(i) = orig {
                 set.ops[*i].insert(r.clone());
+                set.actions[*i].insert(a.clone());
             }
         }
     }
@@ -486,6 +468,10 @@ pub fn model_op_trace(s: &Scenario, kernel: &Kernel) -> Result<Vec<String>, Stri
         .collect())
 }
 
+const SYNC_ACTIONS: [&str; 7] = [
+    "idle", "frozen", "reshape", "resync", "recover", "check", "repair",
+];
+
 /// The disagreements of a real run with the model's set (empty: they agree).
 pub fn compare(s: &Scenario, real: &RealRun, model: &ModelSet) -> Vec<String> {
     let mut out = Vec::new();
@@ -498,19 +484,32 @@ pub fn compare(s: &Scenario, real: &RealRun, model: &ModelSet) -> Vec<String> {
         ));
     }
     for (i, (_, op)) in s.ops.iter().enumerate() {
+        let r = real.ops[i].trim_end_matches(" (late)");
+        // What `dmsetup status` showed right after the op returned (first actor's ops; not
+        // after a step the script gave up on).
+        let action = real.status[i]
+            .as_deref()
+            .and_then(|st| st.split_whitespace().nth(7))
+            .filter(|a| SYNC_ACTIONS.contains(a));
+        if let Some(a) = action {
+            if real.ops[i] == r && r != "blocked" && !model.actions[i].contains(a) {
+                out.push(format!(
+                    "op {} `{op}`: real status `{a}` afterwards is not among the model's {:?}",
+                    i + 1,
+                    model.actions[i]
+                ));
+            }
+        }
         // lvm's own commands report through lvm: their exit codes are not the model's.
-        if !matches!(
+        let kernel_op = matches!(
             op,
             Op::Message { .. }
                 | Op::Read { .. }
                 | Op::Write { .. }
                 | Op::Suspend { .. }
                 | Op::Resume { .. }
-        ) {
-            continue;
-        }
-        let r = real.ops[i].trim_end_matches(" (late)");
-        if !model.ops[i].contains(r) {
+        );
+        if kernel_op && !model.ops[i].contains(r) {
             out.push(format!(
                 "op {} `{op}`: real {} is not among the model's {:?}",
                 i + 1,

@@ -48,6 +48,8 @@ pub fn exec(cx: &Cx, index: usize, op: &Op) {
         Err(e) => result_word(e),
     };
     user(&mut k).op_results[index] = Some(result);
+    let action = op_array(op).map_or("-", |name| sync_action_of(&mut k, name));
+    user(&mut k).op_actions[index] = action.to_string();
     let q = user(&mut k).op_done;
     k.wake_up(q);
     match &r {
@@ -60,6 +62,46 @@ pub fn exec(cx: &Cx, index: usize, op: &Op) {
         }
     }
     k.progress += 1;
+}
+
+/// The array an op addresses.
+pub fn op_array(op: &Op) -> Option<&str> {
+    match op {
+        Op::Load { dev, .. }
+        | Op::Reload { dev }
+        | Op::Suspend { dev, .. }
+        | Op::Resume { dev }
+        | Op::Remove { dev }
+        | Op::Message { dev, .. }
+        | Op::Activate { dev }
+        | Op::Deactivate { dev }
+        | Op::Stripes { dev, .. }
+        | Op::Stripesize { dev, .. }
+        | Op::Retype { dev, .. }
+        | Op::WaitForSync { dev }
+        | Op::Permission { dev, .. }
+        | Op::Read { dev, .. }
+        | Op::Write { dev, .. }
+        | Op::Fsck { dev } => Some(dev),
+        Op::SyncAction { md, .. }
+        | Op::ArrayState { md, .. }
+        | Op::SyncMax { md, .. }
+        | Op::RaidDisks { md, .. } => Some(md),
+        Op::Sleep | Op::After(_) => None,
+    }
+}
+
+/// The sync action `dmsetup status` (or md's sync_action) would show now; `-` without a
+/// live instance.
+fn sync_action_of(k: &mut K, name: &str) -> &'static str {
+    let m = match target(k, name) {
+        Target::Dm(d) if k.dms[d].removed => None,
+        Target::Dm(d) => k.dms[d].live,
+        Target::Md(m) => Some(m),
+    };
+    m.map_or("-", |m| {
+        md_model::dm_raid::decipher_sync_action(&k.mddevs[m])
+    })
 }
 
 /// An op error as one word: the errno name a kernel op returned (`EINVAL`), or `failed` for

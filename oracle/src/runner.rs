@@ -132,6 +132,8 @@ pub struct User {
     /// Each scenario op's result by index: `ok`, an errno name, or None while it has not
     /// returned (blocked at the end of a run).
     pub op_results: Vec<Option<String>>,
+    /// The array's sync action when each op returned (`-`: no live instance, or not run).
+    pub op_actions: Vec<String>,
     /// Woken whenever an op returns (`after N` waits here).
     pub op_done: md_model::sched::Wq,
 }
@@ -308,6 +310,7 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
         op_errors: Vec::new(),
         requeues: 0,
         op_results: vec![None; s.ops.len()],
+        op_actions: vec!["-".into(); s.ops.len()],
         op_done: k.new_wq("op_done".into()),
     };
     let mut md_arrays = Vec::new();
@@ -494,6 +497,7 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
         .iter()
         .map(|r| r.clone().unwrap_or_else(|| "blocked".into()))
         .collect();
+    let op_actions = u.op_actions.clone();
     let mk = |verdict, token: &str, detail: String| Outcome {
         verdict,
         token: token.to_string(),
@@ -503,6 +507,7 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
         ticks,
         state_hashes: state_hashes.clone(),
         op_results: op_results.clone(),
+        op_actions: op_actions.clone(),
     };
     if let Some(e) = u.data_errors.first() {
         // A corruption after a known model finding carries the finding's name.

@@ -25,6 +25,8 @@ pub struct Outcome {
     pub state_hashes: Vec<u32>,
     /// Each op's result (`ok`, an errno name, `failed`, or `blocked` if it never returned).
     pub op_results: Vec<String>,
+    /// The array's sync action when each op returned (what `dmsetup status` shows).
+    pub op_actions: Vec<String>,
 }
 
 impl Outcome {

@@ -116,6 +116,16 @@ fn v6_9_model_reaches_both_answers_6_12_gives_to_a_frozen_message() {
     );
     let real = parse_log(&s, &log).unwrap();
     assert_eq!(compare(&s, &real, &m), Vec::<String>::new());
+    // 6.12 after the EINVAL: the stalled reshape is reported idle; the model says so too.
+    assert!(m.actions[2].contains("idle"), "{:?}", m.actions[2]);
+    let idle = log.replace(
+        "ERRNO op2 EINVAL\n",
+        "ERRNO op2 EINVAL\nSTATUS op2 0 131072 raid raid5_ls 5 AAAAA 32768/32768 idle 0 2048 -\n",
+    );
+    assert_eq!(compare(&s, &parse_log(&s, &idle).unwrap(), &m), Vec::<String>::new());
+    let odd = idle.replace("32768/32768 idle", "32768/32768 repair");
+    let d = compare(&s, &parse_log(&s, &odd).unwrap(), &m);
+    assert!(d.len() == 1 && d[0].contains("real status `repair`"), "{d:?}");
 }
 
 #[test]
