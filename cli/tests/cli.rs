@@ -92,3 +92,21 @@ fn an_imported_artifact_minimizes_and_replays_to_the_same_verdict() {
     let w: serde_json::Value = serde_json::from_str(after.lines().next().unwrap()).unwrap();
     assert_eq!((&v["verdict"], &v["token"]), (&w["verdict"], &w["token"]));
 }
+
+#[test]
+fn conform_refuses_what_a_vm_cannot_run_and_bad_kernel_names() {
+    let md = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../corpus/h2-read-only-array-never-reaped.md-sysfs.scn"
+    );
+    // Nothing to boot: the md array is refused with the reason, exit 1, no VM built.
+    let (code, _, err) = mdfuzz(&["conform", md, "--real", "6.12", "--harness", "/nonexistent"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("refused") && err.contains("md arrays"),
+        "{err}"
+    );
+    let (code, _, err) = mdfuzz(&["conform", md, "--real", "5.10"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown real kernel `5.10`"), "{err}");
+}
