@@ -7,6 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release
+# The images (apt downloads: retried, a mirror can hiccup); mdfuzz conform finds them built.
+for try in 1 2 3; do
+    bash conformance/build.sh && break
+    [ "$try" = 3 ] && exit 2
+    sleep 15
+done
 MDFUZZ=./target/release/mdfuzz
 if [ "${QUICK:-0}" = 1 ]; then
     rc=0
