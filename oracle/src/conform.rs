@@ -487,8 +487,10 @@ pub fn compare(s: &Scenario, real: &RealRun, model: &ModelSet) -> Vec<String> {
         let r = real.ops[i].trim_end_matches(" (late)");
         // What `dmsetup status` showed right after the op returned (first actor's ops; not
         // after a step the script gave up on).
+        // (Ops with no array of their own, e.g. `sleep`: the model has nothing to say.)
         let action = real.status[i]
             .as_deref()
+            .filter(|_| crate::lvm::op_array(op).is_some())
             .and_then(|st| st.split_whitespace().nth(7))
             .filter(|a| SYNC_ACTIONS.contains(a));
         if let Some(a) = action {
