@@ -143,7 +143,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
             }
             Op::WaitForSync { .. } => {
                 throttled = false;
-                format!("unthrottle\nwait_reshape 180 {n}")
+                format!("unthrottle\nwait_reshape 60 {n}")
             }
             Op::Suspend { noflush, .. } => {
                 format!("dm_suspend {n}{}", if *noflush { " --noflush" } else { "" })
@@ -157,7 +157,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
             Op::Write { range, .. } => format!("io_write {n} {}", where_(range)?),
             Op::Fsck { .. } => {
                 throttled = false;
-                format!("unthrottle\nwait_reshape 180 {n}_wait\nchecksum {n}")
+                format!("unthrottle\nwait_reshape 60 {n}_wait\nchecksum {n}")
             }
             Op::Sleep => format!("step {n} sleep 1"),
             Op::After(_) => {
@@ -204,7 +204,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     }
     let _ = writeln!(out, "recheck 10");
     let _ = writeln!(out, "unthrottle");
-    let _ = writeln!(out, "wait_reshape 180 final_wait");
+    let _ = writeln!(out, "wait_reshape 60 final_wait");
     let _ = writeln!(out, "checksum final");
     let _ = writeln!(out, "recheck 5");
     Ok(out)
