@@ -325,23 +325,24 @@ pub fn parse_log(s: &Scenario, log: &str) -> Result<RealRun, String> {
                 _ => errno[i].clone().unwrap_or_else(|| "failed".into()),
             }
         };
-        let first = match (&io[i], &rc[i]) {
+        // The last IO line is the final one (a late IO prints a second one).
+        let now = match (&io[i], &rc[i]) {
             (Some(r), _) if r == "blocked" => "blocked".to_string(),
-            (Some(r), _) if r == "ok" => "ok".to_string(),
+            (Some(r), _) if r == "ok" || r == "mismatch" => "ok".to_string(),
             (Some(r), _) if r == "eio" => "EIO".to_string(),
-            (Some(r), _) if r == "mismatch" => "ok".to_string(),
             (Some(r), _) => r.to_uppercase(),
             (None, Some(code)) => word(code, i),
             (None, None) => "not-run".to_string(),
         };
-        let result = if first == "blocked" {
+        let result = if rc[i].as_deref() == Some("blocked") || now == "blocked" {
             match late.get(&i) {
                 Some(code) if code == "blocked" || code == "-" => "blocked".to_string(),
+                Some(_) if io[i].is_some() && now != "blocked" => format!("{now} (late)"),
                 Some(code) => format!("{} (late)", word(code, i)),
                 None => "blocked".to_string(),
             }
         } else {
-            first
+            now
         };
         if result == "blocked" {
             hang.push(format!("op {} `{}` never returned", i + 1, s.ops[i].1));

@@ -182,3 +182,40 @@ fn status_after_an_op_without_an_array_is_not_compared() {
     assert_eq!(real.ops[9], "ok", "wait_for_sync's RESULT is its result");
     assert_eq!(compare(&s, &real, &m), Vec::<String>::new());
 }
+
+#[test]
+fn a_6_1_log_frozen_write_blocks_then_completes_after_idle() {
+    // What 6.1 printed for frozen-io-across: frozen works, the write across blocks past the
+    // step deadline and completes once `idle` restarts the reshape (its IO line comes again).
+    let s = corpus("frozen-io-across.scn");
+    let log = format!(
+        "{HEADER}STEP op0 rc=0 dur_ms=520 blocked=0\nSTEP op1 rc=0 dur_ms=1450 blocked=0\n\
+         STEP op2 rc=0 dur_ms=510 blocked=0\nSTEP op3 rc=- dur_ms=20060 blocked=1\n\
+         IO op3 blocked op=write off=7168 len=2048 pos=8192 src=cached\n\
+         STEP op4 rc=0 dur_ms=100 blocked=0\nSTEP op5 rc=0 dur_ms=440 blocked=0\n\
+         STEP op6 rc=0 dur_ms=100 blocked=0\nRESULT op7 ok dur_ms=1620\n\
+         STEP op8 rc=0 dur_ms=710 blocked=0\nRESULT op8 ok sectors=98304\n\
+         LATE op3 rc=0 after_ms=20980\nIO op3 ok op=write off=7168 len=2048 done=2048\n\
+         RESULT final ok sectors=98304\nDONE rc=0 timeout=0 uptime_ms=60000\n"
+    );
+    let r = parse_log(&s, &log).unwrap();
+    assert_eq!(r.ops[3], "ok (late)");
+    assert_eq!(r.verdict, "pass");
+    // frozen-write-suspend on 6.1: the write and the suspend never return.
+    let s = corpus("frozen-write-suspend.scn");
+    let log = format!(
+        "{HEADER}STEP op0 rc=0 dur_ms=1 blocked=0\nSTEP op1 rc=0 dur_ms=1 blocked=0\n\
+         STEP op2 rc=0 dur_ms=1 blocked=0\nSTEP op3 rc=- dur_ms=20100 blocked=1\n\
+         IO op3 blocked op=write\nSTEP op4 rc=- dur_ms=20100 blocked=1\n\
+         STEP op5 rc=0 dur_ms=80 blocked=0\nRESULT op6 timeout dur_ms=60000\n\
+         LATE op3 still-blocked after_ms=473770\nLATE op4 still-blocked after_ms=452860\n\
+         DONE rc=0 timeout=0 uptime_ms=500000\n"
+    );
+    let r = parse_log(&s, &log).unwrap();
+    assert_eq!(
+        (r.ops[3].as_str(), r.ops[4].as_str()),
+        ("blocked", "blocked")
+    );
+    assert_eq!(r.ops[6], "blocked", "wait_for_sync timed out");
+    assert_eq!(r.verdict, "hang");
+}
