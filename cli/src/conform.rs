@@ -39,8 +39,9 @@ pub struct Conform {
     /// Where the console logs and guest scripts go.
     #[arg(long, default_value = "target/conform")]
     pub out: PathBuf,
-    /// Guest-time cap per boot, seconds.
-    #[arg(long, default_value_t = 600)]
+    /// Wall-time cap per boot, seconds (the guest gives up on its scenario after 600 s of
+    /// its own time).
+    #[arg(long, default_value_t = 900)]
     pub timeout: u32,
 }
 
