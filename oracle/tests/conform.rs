@@ -37,6 +37,21 @@ fn every_conformance_scenario_translates_with_one_step_per_op() {
 }
 
 #[test]
+fn the_lv_has_the_scenario_s_stripes() {
+    for (disks, stripes) in [(3, 2), (4, 3), (5, 4)] {
+        let s = text::parse(&format!(
+            "array lv dm raid5_ls disks={disks} chunk=2 dev=32\nlvm: lvchange -ay lv\n"
+        ))
+        .unwrap();
+        let script = translate(&s).unwrap();
+        assert!(
+            script.contains(&format!("\ncreate_lv raid5 {stripes}\n")),
+            "{script}"
+        );
+    }
+}
+
+#[test]
 fn untranslatable_scenarios_are_refused_with_the_reason() {
     let md = text::parse(
         "array md0 md raid5_ls disks=4 chunk=2 dev=32\nadm: sysfs md0 sync_action frozen\n",
