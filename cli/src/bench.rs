@@ -3,10 +3,9 @@
 //!
 //! (a) `mdfuzz fuzz`'s generator: generated ops with a schedule prefix from the input bytes and
 //!     the round-robin tail;
-//! (b) `cargo fuzz run hunt` (the libFuzzer binary, `MDFUZZ_CLASS` set) with [`LIBFUZZER_LEN`]
-//!     and code coverage only; (b+) the same with the lifecycle extra counters
-//!     (`MDFUZZ_FEEDBACK=lifecycle`); (b0) libFuzzer's default length control (inputs start at
-//!     a few bytes and grow slowly: short inputs decode to scenarios too small for most bugs);
+//! (b) `cargo fuzz run hunt` (the libFuzzer binary, `MDFUZZ_CLASS` set) with [`LIBFUZZER_LEN`];
+//!     (b0) libFuzzer's default length control (inputs start at a few bytes and grow slowly:
+//!     short inputs decode to scenarios too small for most bugs);
 //! (c) baselines: the same generated ops, no prefix, scheduled by shuttle's `RandomScheduler`
 //!     (as `check_random`), and by shuttle's `PctScheduler` (depth 3, each scenario run
 //!     [`PCT_RUNS`] times with one scheduler, as `check_pct`).
@@ -78,7 +77,6 @@ pub const LIBFUZZER_LEN: &[&str] = &["-len_control=0", "-max_len=512"];
 enum Lib {
     Default,
     Len,
-    LenFeedback,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -173,14 +171,6 @@ fn cargo_fuzz_time(
         })
         .env("MDFUZZ_KERNEL", class.kernel)
         .env("MDFUZZ_CLASS", class.verdict)
-        .env(
-            "MDFUZZ_FEEDBACK",
-            if lib == Lib::LenFeedback {
-                "lifecycle"
-            } else {
-                "none"
-            },
-        )
         .output()
         .map_err(|e| format!("{}: {e}", bin.display()))?;
     let secs = start.elapsed().as_secs_f64();
@@ -241,14 +231,13 @@ pub fn bench(
     ));
     out.push_str(
         "(a) `mdfuzz fuzz`: generated ops, schedule prefix from the input, round-robin tail; \
-         (b) `cargo fuzz run hunt` from an empty corpus with `-len_control=0 -max_len=512`, code coverage only; \
-         (b+) the same with the lifecycle extra counters; \
+         (b) `cargo fuzz run hunt` from an empty corpus with `-len_control=0 -max_len=512`; \
          (b0) `cargo fuzz run hunt` with libFuzzer's default length control; \
          (c) the same generated ops as (a), no prefix, shuttle's RandomScheduler; \
          (d) the same with shuttle's PctScheduler (depth 3, 4 runs per scenario).\n\n",
     );
-    out.push_str("| class | kernel hunted | (a) found | (a) s | (a) execs | (b) found | (b) s | (b) execs | (b+) found | (b+) s | (b+) execs | (b0) found | (b0) s | (c) random found | (c) s | (d) PCT found | (d) s |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| class | kernel hunted | (a) found | (a) s | (a) execs | (b) found | (b) s | (b) execs | (b0) found | (b0) s | (c) random found | (c) s | (d) PCT found | (d) s |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     let half = (seeds as usize).div_ceil(2);
     let cell = |v: &mut Vec<(f64, u64)>| -> [String; 3] {
         let found = format!("{}/{seeds}", v.len());
@@ -262,14 +251,15 @@ pub fn bench(
         [found, format!("{mt:.2}"), format!("{me:.0}")]
     };
     for class in CLASSES {
-        let mut cols: Vec<Vec<(f64, u64)>> = vec![Vec::new(); 6];
+        // (a), (b), (b0), (c), (d)
+        let mut cols: Vec<Vec<(f64, u64)>> = vec![Vec::new(); 5];
         for seed in 1..=seeds {
             for (i, how) in [How::Fuzz, How::Random, How::Pct].into_iter().enumerate() {
                 let col = [0, 3, 4][i];
                 cols[col].extend(time_to_find(class, seed, cap, how));
             }
             if let Some(bin) = cargo_fuzz {
-                for (col, lib) in [(1, Lib::Len), (2, Lib::LenFeedback), (5, Lib::Default)] {
+                for (col, lib) in [(1, Lib::Len), (2, Lib::Default)] {
                     match cargo_fuzz_time(bin, class, seed, cap, lib) {
                         Ok(hit) => cols[col].extend(hit),
                         Err(e) => return Err(e),
@@ -285,11 +275,11 @@ pub fn bench(
                 ["-".into(), "-".into(), "-".into()]
             }
         };
-        let ([bf, bt, be], [pf, pt, pe], [of, ot, _]) = (lib_cell(1), lib_cell(2), lib_cell(5));
+        let ([bf, bt, be], [of, ot, _]) = (lib_cell(1), lib_cell(2));
         let [cf, ct, _] = cell(&mut cols[3]);
         let [df, dt, _] = cell(&mut cols[4]);
         out.push_str(&format!(
-            "| {} | {} | {af} | {at} | {ae} | {bf} | {bt} | {be} | {pf} | {pt} | {pe} | {of} | {ot} | {cf} | {ct} | {df} | {dt} |\n",
+            "| {} | {} | {af} | {at} | {ae} | {bf} | {bt} | {be} | {of} | {ot} | {cf} | {ct} | {df} | {dt} |\n",
             class.name, class.kernel
         ));
     }
