@@ -144,8 +144,6 @@ pub struct World {
     pub progress: u64,
     /// Bumped whenever a task is scheduled under the big lock (a step of the trace).
     pub steps: u64,
-    /// Coarse state hashes, one per recovery-word change (fuzzing feedback).
-    pub state_hashes: Vec<u32>,
     /// Bios the kernel refused (EIO or handed back to dm), with whether the refusal was
     /// justified at that moment (the reshape they crossed could not progress, the device
     /// shrank under them or went away), and why.
@@ -265,7 +263,6 @@ impl World {
             abort_on_violation: false,
             progress: 0,
             steps: 0,
-            state_hashes: Vec::new(),
             io_refusals: Vec::new(),
             user: None,
         };
@@ -446,10 +443,6 @@ impl<'a> K<'a> {
         if before == after {
             return;
         }
-        let h = after.wrapping_mul(0x9e37_79b9)
-            ^ (self.mddevs[m].suspended.min(1) << 13)
-            ^ ((self.mddevs[m].ro as u32) << 14);
-        self.state_hashes.push(h);
         if self.trace.is_some() {
             let f = self.cx.func();
             let name = self.mddevs[m].name.clone();

@@ -78,7 +78,6 @@ fn run_ok(s: &Scenario, k: &Kernel) -> Result<Outcome, Box<Failure>> {
                 trace: Vec::new(),
                 steps: 0,
                 ticks: 0,
-                state_hashes: Vec::new(),
                 op_results: Vec::new(),
                 op_actions: Vec::new(),
             },

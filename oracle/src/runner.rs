@@ -485,7 +485,6 @@ fn wait_all_finished(sys: &Arc<Sys>) {
 }
 
 fn judge(w: &mut World, hang: Option<String>) -> Outcome {
-    let state_hashes = std::mem::take(&mut w.state_hashes);
     let trace = w.trace.take().unwrap_or_default();
     let (steps, ticks) = (w.steps, w.ticks);
     let blocked = blocked_report(w);
@@ -505,7 +504,6 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
         trace: trace.clone(),
         steps,
         ticks,
-        state_hashes: state_hashes.clone(),
         op_results: op_results.clone(),
         op_actions: op_actions.clone(),
     };

@@ -21,8 +21,6 @@ pub struct Outcome {
     pub trace: Vec<String>,
     pub steps: u64,
     pub ticks: u64,
-    #[serde(skip)]
-    pub state_hashes: Vec<u32>,
     /// Each op's result (`ok`, an errno name, `failed`, or `blocked` if it never returned).
     pub op_results: Vec<String>,
     /// The array's sync action when each op returned (what `dmsetup status` shows).
