@@ -109,10 +109,6 @@ fn model(
     }
 }
 
-fn dm_model(kernel: &'static str, resync: bool, user: fn(&Cx)) -> Vec<String> {
-    model(kernel, Array::Dm, resync, user, None)
-}
-
 fn activate_then_remove(cx: &Cx) {
     let mut k = cx.lock();
     table_load(&mut k, 0, &table()).unwrap();
@@ -241,159 +237,137 @@ fn bounded(n: usize) -> loom::model::Builder {
     b
 }
 
-#[test]
-fn h1_remove_during_resync_never_deadlocks_post_fix() {
-    for k in ["v6.7+v2", "v6.9"] {
-        check(
-            &format!("H1 lvchange -an during resync, {k}, bound 2"),
-            2,
-            move || {
-                let v = dm_model(k, true, activate_then_remove);
-                assert!(v.is_empty(), "{k}: {v:?}");
-            },
-        );
+/// A set-up: the array, whether it needs its initial resync, the user thread's ops and the
+/// optional second user (on the main thread).
+#[derive(Clone, Copy)]
+struct Setup {
+    array: Array,
+    resync: bool,
+    user: fn(&Cx),
+    racer: Option<fn(&Cx)>,
+}
+
+impl Setup {
+    fn dm(resync: bool, user: fn(&Cx)) -> Setup {
+        Setup {
+            array: Array::Dm,
+            resync,
+            user,
+            racer: None,
+        }
+    }
+
+    /// One interleaving under `kernel`; no rule may break.
+    fn run(self, kernel: &'static str) {
+        let v = model(kernel, self.array, self.resync, self.user, self.racer);
+        assert!(v.is_empty(), "{kernel}: {v:?}");
     }
 }
 
-#[test]
-fn h1_remove_during_resync_deadlocks_v6_7() {
-    let msg = panics_of(|| {
-        bounded(2).check(|| {
-            dm_model("v6.7", true, activate_then_remove);
-        })
-    });
-    assert!(
-        msg.contains("deadlock; threads"),
-        "v6.7 should deadlock (H1), got: {msg}"
-    );
-    println!("loom H1 lvchange -an during resync, v6.7: deadlock found");
-}
-
-#[test]
-fn m1_idle_message_during_check_post_fix_is_clean() {
+/// Post-fix kernels (`v6.7+v2`, `v6.9`): no deadlock and no broken rule in any interleaving
+/// up to `bound`. With `race`, both orders must have been explored (some interleavings start
+/// the sync thread before the racing op, some after), or the test races nothing.
+fn post_fix_clean(name: &str, bound: usize, setup: Setup, race: bool) {
     for k in ["v6.7+v2", "v6.9"] {
-        check(
-            &format!("M1 idle message during check, {k}, bound 1"),
-            1,
-            move || {
-                let v = dm_model(k, false, check_then_idle);
-                assert!(v.is_empty(), "{k}: {v:?}");
-            },
-        );
-    }
-}
-
-#[test]
-fn frozen_or_remove_during_check_post_fix_is_clean() {
-    for k in ["v6.7+v2", "v6.9"] {
-        for (what, user) in [
-            ("frozen message", check_then_frozen as fn(&Cx)),
-            ("remove", check_then_remove),
-        ] {
-            check(
-                &format!("{what} during check, {k}, bound 1"),
-                1,
-                move || {
-                    let v = dm_model(k, false, user);
-                    assert!(v.is_empty(), "{k}: {v:?}");
-                },
-            );
+        let (runs, started) = check(&format!("{name}, {k}, bound {bound}"), bound, move || {
+            setup.run(k)
+        });
+        if race {
+            assert!(0 < started && started < runs, "{k}: {started} of {runs}");
         }
     }
 }
 
+/// A pre-fix kernel: loom must fail, and with `expected` (`deadlock; threads` or a rule's
+/// name) in its panic, not with some other panic.
+fn pre_fix_finds(name: &str, kernel: &'static str, bound: usize, setup: Setup, expected: &str) {
+    let msg = panics_of(move || bounded(bound).check(move || setup.run(kernel)));
+    assert!(
+        msg.contains(expected),
+        "{kernel} should fail with `{expected}`, got: {msg}"
+    );
+    println!(
+        "loom {name}, {kernel}: {} found",
+        expected.trim_end_matches("; threads")
+    );
+}
+
+const DEADLOCK: &str = "deadlock; threads";
+
 #[test]
-fn suspend_racing_sync_start_post_fix_is_clean() {
-    for k in ["v6.7+v2", "v6.9"] {
-        let (runs, started) = check(
-            &format!("suspend racing the resync start, {k}, bound 2"),
-            2,
-            move || {
-                let v = dm_model(k, true, activate_suspend_remove);
-                assert!(v.is_empty(), "{k}: {v:?}");
-            },
-        );
-        // Both orders must be explored, or the test races nothing.
-        assert!(0 < started && started < runs, "{k}: {started} of {runs}");
-    }
+fn h1_remove_during_resync() {
+    let s = Setup::dm(true, activate_then_remove);
+    post_fix_clean("H1 lvchange -an during resync", 2, s, false);
+    pre_fix_finds("H1 lvchange -an during resync", "v6.7", 2, s, DEADLOCK);
+}
+
+#[test]
+fn m1_idle_message_during_check() {
+    let s = Setup::dm(false, check_then_idle);
+    post_fix_clean("M1 idle message during check", 1, s, false);
+    // The run ends at the broken invariant (World::abort_on_violation): after the reap the
+    // v6.7 daemon would spin on RUNNING|DONE without a sync thread.
+    pre_fix_finds(
+        "M1 idle message during check",
+        "v6.7",
+        1,
+        s,
+        "reap-without-reconfig-mutex",
+    );
+}
+
+#[test]
+fn frozen_or_remove_during_check_post_fix_is_clean() {
+    post_fix_clean(
+        "frozen message during check",
+        1,
+        Setup::dm(false, check_then_frozen),
+        false,
+    );
+    post_fix_clean(
+        "remove during check",
+        1,
+        Setup::dm(false, check_then_remove),
+        false,
+    );
+}
+
+#[test]
+fn suspend_racing_sync_start() {
+    let s = Setup::dm(true, activate_suspend_remove);
+    post_fix_clean("suspend racing the resync start", 2, s, true);
+    // The remove after the suspend: the sync thread that started before the suspend is never
+    // reaped (H1).
+    pre_fix_finds(
+        "suspend racing the resync start, then remove",
+        "v6.7",
+        2,
+        s,
+        DEADLOCK,
+    );
 }
 
 #[test]
 fn resume_racing_message_post_fix_is_clean() {
-    for k in ["v6.7+v2", "v6.9"] {
-        let (runs, started) = check(
-            &format!("resume racing a frozen message, {k}, bound 1"),
-            1,
-            move || {
-                let v = model(k, Array::Dm, true, activate, Some(message_frozen));
-                assert!(v.is_empty(), "{k}: {v:?}");
-            },
-        );
-        assert!(0 < started && started < runs, "{k}: {started} of {runs}");
-    }
+    let s = Setup {
+        racer: Some(message_frozen),
+        ..Setup::dm(true, activate)
+    };
+    post_fix_clean("resume racing a frozen message", 1, s, true);
 }
 
 #[test]
-fn h2_readonly_reshape_frozen_post_fix_is_clean() {
-    for k in ["v6.7+v2", "v6.9"] {
-        check(
-            &format!("H2/H3 md readonly + reshape + frozen, {k}, bound 2"),
-            2,
-            move || {
-                let v = model(k, Array::Md, false, readonly_reshape_frozen, None);
-                assert!(v.is_empty(), "{k}: {v:?}");
-            },
-        );
-    }
-}
-
-#[test]
-fn h2_h3_readonly_reshape_frozen_deadlocks_pre_fix() {
+fn h2_h3_readonly_reshape_frozen() {
+    let s = Setup {
+        array: Array::Md,
+        resync: false,
+        user: readonly_reshape_frozen,
+        racer: None,
+    };
+    let name = "H2/H3 md readonly + reshape + frozen";
+    post_fix_clean(name, 2, s, false);
     // v6.7: H3 (the reshape thread never sets DONE); v6.7+p1,p3: H2 (a read-only array is
     // never reaped). The verdict runner classifies the two; loom sees a deadlock in both.
-    for k in ["v6.7", "v6.7+p1,p3"] {
-        let msg = panics_of(move || {
-            bounded(2).check(move || {
-                model(k, Array::Md, false, readonly_reshape_frozen, None);
-            })
-        });
-        assert!(
-            msg.contains("deadlock; threads"),
-            "{k} should deadlock, got: {msg}"
-        );
-        println!("loom H2/H3 md readonly + reshape + frozen, {k}: deadlock found");
-    }
-}
-
-#[test]
-fn suspend_racing_sync_start_deadlocks_v6_7() {
-    // The remove after the suspend: the sync thread that started before the suspend is never
-    // reaped (H1).
-    let msg = panics_of(|| {
-        bounded(2).check(|| {
-            dm_model("v6.7", true, activate_suspend_remove);
-        })
-    });
-    assert!(
-        msg.contains("deadlock; threads"),
-        "v6.7 should deadlock (H1), got: {msg}"
-    );
-    println!("loom suspend racing the resync start, then remove, v6.7: deadlock found");
-}
-
-#[test]
-fn m1_idle_message_during_check_v6_7_reaps_without_reconfig_mutex() {
-    // The run ends at the broken invariant (World::abort_on_violation): after the reap the
-    // v6.7 daemon would spin on RUNNING|DONE without a sync thread.
-    let msg = panics_of(|| {
-        bounded(1).check(|| {
-            let v = dm_model("v6.7", false, check_then_idle);
-            assert!(v.is_empty(), "v6.7: {v:?}");
-        })
-    });
-    assert!(
-        msg.contains("reap-without-reconfig-mutex"),
-        "v6.7 should reap without reconfig_mutex (M1), got: {msg}"
-    );
-    println!("loom M1 idle message during check, v6.7: reap-without-reconfig-mutex found");
+    pre_fix_finds(name, "v6.7", 2, s, DEADLOCK);
+    pre_fix_finds(name, "v6.7+p1,p3", 2, s, DEADLOCK);
 }
