@@ -365,28 +365,29 @@ _dm_status() {
 
 _oneline() { printf '%s' "$1" | tr '\n\t' '; '; }
 
-status() {
-    local name=$1 dev=${2:-$DMDEV}
-    if ! _bounded 5 dmsetup status "$dev"; then
-        emit "STATUS $name blocked"
-    elif [ "$B_RC" != 0 ]; then
-        emit "STATUS $name error $(_oneline "$B_ERR")"
-    else
-        [ "$dev" = "$DMDEV" ] && _parse_status "$B_OUT"
-        emit "STATUS $name $(_oneline "$B_OUT")"
+# _dm_line KEY SUBCMD NAME DEV: one KEY line from `dmsetup SUBCMD DEV` (bounded to 5 s):
+# the output, `blocked` or `error <text>`. Returns 0 when dmsetup answered with rc 0.
+_dm_line() {
+    if ! _bounded 5 dmsetup "$2" "$4"; then
+        emit "$1 $3 blocked"
+        return 1
     fi
+    if [ "$B_RC" != 0 ]; then
+        emit "$1 $3 error $(_oneline "$B_ERR")"
+        return 1
+    fi
+    emit "$1 $3 $(_oneline "$B_OUT")"
 }
 
-table() {
-    local name=$1 dev=${2:-$DMDEV}
-    if ! _bounded 5 dmsetup table "$dev"; then
-        emit "TABLE $name blocked"
-    elif [ "$B_RC" != 0 ]; then
-        emit "TABLE $name error $(_oneline "$B_ERR")"
-    else
-        emit "TABLE $name $(_oneline "$B_OUT")"
+status() {
+    local dev=${2:-$DMDEV}
+    if _dm_line STATUS status "$1" "$dev" && [ "$dev" = "$DMDEV" ]; then
+        _parse_status "$B_OUT"
     fi
+    return 0
 }
+
+table() { _dm_line TABLE table "$1" "${2:-$DMDEV}" || true; }
 
 size() {
     local name=$1 dev=blocked tbl="?" lvs="?"
