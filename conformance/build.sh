@@ -51,7 +51,8 @@ trap 'if [ -n "$ROOT_TMP" ]; then rm -rf "$ROOT_TMP"; fi' EXIT
 APT_UPDATED=0
 apt_update_once() {
     if [ "$APT_UPDATED" = 0 ]; then
-        log "apt-get update"
+        # stderr: callers run inside $(...) and print the package name on stdout
+        log "apt-get update" >&2
         apt-get update -qq >/dev/null
         APT_UPDATED=1
     fi
@@ -317,6 +318,7 @@ build_kernel() {
 
     # guest files; patgen: static pattern generator (awk is too slow in TCG)
     gcc -O2 -static -s -Wall -o "$root/bin/patgen" "$GUEST/patgen.c"
+    gcc -O2 -static -s -Wall -o "$root/bin/conftool" "$GUEST/conftool.c"
     cp "$GUEST/init" "$root/init"
     cp "$GUEST/conform.sh" "$root/lib/conform.sh"
     cp "$GUEST/lvm.conf" "$root/etc/lvm/lvm.conf"

@@ -6,7 +6,7 @@
 use crate::{bad, load, scenario_files, BadInput};
 use anyhow::anyhow;
 use md_oracle::conform::{
-    compare, model_op_trace, model_set, parse_log, translate, ModelSet, Real, RealRun,
+    compare, debts, model_op_trace, model_set, parse_log, translate, ModelSet, Real, RealRun,
 };
 use md_oracle::scenario::Scenario;
 use std::path::{Path, PathBuf};
@@ -175,7 +175,11 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
     println!("|---|---|---|---|---|---|---|");
     let mut all_agree = true;
     let mut broken = 0;
+    let (mut n_agree, mut n_disagree) = (0u32, 0u32);
     let mut details = String::new();
+    let mut evidence = String::new();
+    // Per scenario, the runs that gave a result (for the debts).
+    let mut reals: Vec<Vec<RealRun>> = vec![Vec::new(); scenarios.len()];
     for (job, b) in jobs.iter().zip(results) {
         let b = b.expect("every job ran");
         let idx = scenarios.iter().position(|(n, ..)| *n == job.name).unwrap();
@@ -186,6 +190,19 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
                 .map_err(|e| format!("{}: {e}", job.log.display()))
                 .and_then(|log| parse_log(s, &log)),
         };
+        if let Ok(r) = &real_run {
+            reals[idx].push(r.clone());
+            let ev = run_evidence(s, r);
+            if !ev.is_empty() {
+                evidence.push_str(&format!(
+                    "\n### {} run {} ({}): {}\n{ev}",
+                    job.name,
+                    job.run,
+                    real.name(),
+                    r.verdict
+                ));
+            }
+        }
         let set = &sets[idx];
         let model_cell = set.as_ref().map_or("(reference only)".to_string(), |m| {
             m.verdicts
@@ -203,9 +220,11 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
             (Ok(r), Some(m)) => {
                 let d = compare(s, r, m);
                 if d.is_empty() {
+                    n_agree += 1;
                     (real_cell(r), "agree".to_string())
                 } else {
                     all_agree = false;
+                    n_disagree += 1;
                     details.push_str(&format!(
                         "\n### {} run {} ({}): disagree\n",
                         job.name,
@@ -250,6 +269,45 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
     if !details.is_empty() {
         println!("{details}");
     }
+    if !evidence.is_empty() {
+        println!("\n## Evidence (superblock trail, bad-block map, kernel log)\n{evidence}");
+    }
+    // Outcomes the model reaches that the kernel has not shown: open debts, not agreement.
+    let mut n_debts = 0;
+    let mut debt_text = String::new();
+    for (idx, (name, s, _)) in scenarios.iter().enumerate() {
+        let Some(m) = &sets[idx] else { continue };
+        let rs: Vec<&RealRun> = reals[idx].iter().collect();
+        let real_verdicts: std::collections::BTreeSet<&str> =
+            rs.iter().map(|r| r.verdict.as_str()).collect();
+        let d = debts(s, &rs, m);
+        n_debts += d.len();
+        debt_text.push_str(&format!(
+            "| {name} | {} | {} | {} |\n",
+            real_verdicts.into_iter().collect::<Vec<_>>().join(", "),
+            m.verdicts
+                .iter()
+                .map(|(v, n)| format!("{v} ×{n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if d.is_empty() {
+                "none".to_string()
+            } else {
+                d.join("; ")
+            }
+        ));
+    }
+    if kernel.is_some() {
+        println!(
+            "\n## Open debts (model outcomes no real run has shown)\n\n| scenario | real verdicts | model ({}) | debts |\n|---|---|---|---|\n{debt_text}",
+            real.model().unwrap_or("-")
+        );
+        println!(
+            "summary ({}): {} runs: {n_agree} agree, {n_disagree} disagree, {broken} without a result; {n_debts} open debts",
+            real.name(),
+            jobs.len()
+        );
+    }
     for r in &refused {
         println!("{r}");
     }
@@ -261,4 +319,54 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
         )));
     }
     Ok(all_agree && refused.is_empty())
+}
+
+/// The real run's evidence beyond the verdict: the on-disk superblock after each op of the
+/// first actor (events, reshape_position), advances, the bad-block map, kernel warnings.
+fn run_evidence(s: &Scenario, r: &RealRun) -> String {
+    let mut out = String::new();
+    let trail: Vec<String> =
+        r.sb.iter()
+            .enumerate()
+            .filter_map(|(i, sb)| {
+                let sb = sb.as_deref()?;
+                let field = |k: &str| {
+                    sb.split_whitespace()
+                        .find_map(|w| w.strip_prefix(k)?.strip_prefix('='))
+                        .unwrap_or("?")
+                        .to_string()
+                };
+                Some(format!(
+                    "op {} `{}`: events {} reshape_position {}",
+                    i + 1,
+                    s.ops[i].1,
+                    field("events"),
+                    field("reshape_position")
+                ))
+            })
+            .collect();
+    let interesting = r.verdict != "pass" || !r.warnings.is_empty() || !r.hung_tasks.is_empty();
+    if !interesting {
+        return out;
+    }
+    for t in trail {
+        out.push_str(&format!("- sb after {t}\n"));
+    }
+    for (what, list) in [
+        ("advance ", &r.advances),
+        ("badmap ", &r.badmap),
+        ("kernel: ", &r.warnings),
+        ("kernel: ", &r.hung_tasks),
+    ] {
+        for x in list {
+            out.push_str(&format!("- {what}{x}\n"));
+        }
+    }
+    if r.io_across_refused > 0 {
+        out.push_str(&format!(
+            "- kernel: {} x `io across reshape position while reshape can't make progress`\n",
+            r.io_across_refused
+        ));
+    }
+    out
 }

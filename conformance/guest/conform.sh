@@ -29,6 +29,10 @@
 #   RESULT <name> rc=<n>|rc=-                        (fsck)
 #   SIZE <name> dev=<n|blocked> table=<n> lvs=<n|?>
 #   KMSG <name> <kernel log line>
+#   ADVANCE <name> <ok|ended|stalled> from=<n|-> to=<n|-> want=<n|-> dur_ms=<n>
+#   SB <name> <SBDUMP fields of conftool sb> | SB <name> error <text> | SB <name> blocked
+#   BADMAP <name> bad=<n> first=<n|-> runs=<n> [run=<start>+<len>:<got>...]  (after a
+#        mismatching checksum: runs of bad LV sectors and whose pattern they hold)
 #   NOTE <free text>
 #   DONE rc=<n|-> timeout=<0|1> uptime_ms=<n>      (final marker, printed by /init)
 #
@@ -57,6 +61,10 @@
 #   unthrottle                   speed_limit_max/min = 200000/1000
 #   wait_reshape [SECS [NAME]]   wait (120 s) until the reshape finished (RESULT + STATUS)
 #   wait_progress NAME [SECS]    wait (15 s) until the reshape moved off its start; POS
+#   advance NAME N DEV [SECS]    wait (60 s) until the reshape position moved by N*M/DEV
+#                                sectors per member (M: the status total; the model's N
+#                                blocks of DEV per member), or it ended; ADVANCE + STEP
+#   sb NAME [K]                  SB line: the dm-raid superblock of ${LV}_rmeta_K (0)
 #   write_all [NAME]             write the pattern over the whole LV; sets the
 #                                checksum reference extent
 #   io_write NAME WHERE [LEN]    pattern write, O_DIRECT (a step + IO line)
@@ -674,6 +682,7 @@ _checksum_fin() {
     else
         _verify 0 "$ref" "$d/data"
         emit "RESULT $name mismatch sectors=$ref lv_sectors=$lvs sha256=$(echo "$got" | cut -c1-16)${VX:+ $VX}"
+        emit "BADMAP $name $(conftool badmap "$d/data" 0 | sed 's/^BADMAP //')"
     fi
     rm -f "$d/data"
 }
@@ -777,6 +786,57 @@ wait_progress() {
         sleep "$POLL"
     done
     pos "$name"
+}
+
+# advance NAME N DEV [SECS]: see the header. "ended": idle, N == M and a data offset other
+# than the one seen while reshaping; a stall (6.12 reports a stalled reshape as idle M/M
+# with the reshape's data offset) runs into the deadline: "stalled".
+advance() {
+    local name=$1 n=$2 dev=$3 secs=${4:-60} start lim from= want= now= res=stalled doff=
+    _now
+    start=$NOW
+    lim=$((NOW + secs * 1000))
+    while :; do
+        if _dm_status; then
+            if [ "$ST_ACTION" = reshape ] && [ "$ST_N" -lt "$ST_M" ] 2>/dev/null; then
+                if [ -z "$from" ]; then
+                    from=$ST_N
+                    want=$((n * ST_M / dev))
+                fi
+                now=$ST_N
+                if [ $((now - from)) -ge "$want" ]; then
+                    res=ok
+                    break
+                fi
+            elif [ "$ST_ACTION" = idle ] && [ "$ST_N" = "$ST_M" ]; then
+                doff=
+                [ -e "$C_DIR/reshape_doff" ] && read -r doff <"$C_DIR/reshape_doff"
+                if [ -n "$doff" ] && [ "$ST_DOFF" != "$doff" ]; then
+                    res=ended
+                    break
+                fi
+            fi
+        fi
+        _now
+        [ "$NOW" -ge "$lim" ] && break
+        sleep "$POLL"
+    done
+    _now
+    emit "ADVANCE $name $res from=${from:--} to=${now:--} want=${want:--} dur_ms=$((NOW - start))"
+    [ "$res" = stalled ] && emit "STEP $name rc=1 dur_ms=$((NOW - start)) blocked=0" && return 1
+    emit "STEP $name rc=0 dur_ms=$((NOW - start)) blocked=0"
+}
+
+# sb NAME [K]: the on-disk dm-raid superblock of metadata sub-device K.
+sb() {
+    local dev=/dev/mapper/$VG-${LV}_rmeta_${2:-0}
+    if ! _bounded 5 conftool sb "$dev"; then
+        emit "SB $1 blocked"
+    elif [ "$B_RC" != 0 ]; then
+        emit "SB $1 error $(_oneline "$B_ERR")"
+    else
+        emit "SB $1 ${B_OUT#SBDUMP }"
+    fi
 }
 
 standard_lv() {

@@ -628,6 +628,8 @@ pub fn md_reap_sync_thread(k: &mut K, m: MdId) {
         k.clear_bit(m, b);
     }
     k.set_bit(m, MD_RECOVERY_NEEDED);
+    let q = k.sync_completed;
+    k.wake_up(q);
     let q = k.resync_wait;
     k.wake_up(q);
 }
@@ -1161,6 +1163,10 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
     });
     let q = k.mddevs[m].sb_wait;
     k.wake_up(q);
+    if k.test_bit(m, MD_RECOVERY_RUNNING) {
+        let q = k.sync_completed;
+        k.wake_up(q);
+    }
 }
 
 /// `mddev_init()` + the parts of `md_alloc` the model needs.

@@ -273,6 +273,8 @@ fn reshape_checkpoint(k: &mut K, m: MdId) -> bool {
     cf.units_since_checkpoint = 0;
     let q = cf.wait_for_overlap;
     k.wake_up(q);
+    let q = k.sync_completed;
+    k.wake_up(q);
     true
 }
 

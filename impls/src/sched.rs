@@ -127,6 +127,13 @@ pub struct World {
     /// Woken by every timer tick (user-space sleeps and polls wait here).
     pub timer_wq: Wq,
     pub ticks: u64,
+    /// Ticks taken while every other task slept (the runner's quiescent ticks).
+    pub quiet_ticks: u64,
+    /// `sysfs_notify_dirent_safe(mddev->sysfs_completed)`, one queue for every array: woken
+    /// where the kernel notifies `sync_completed` (reshape checkpoints, a restarted
+    /// reshape's skip, the end of a sync pass); user-space pollers of the progress wait here
+    /// (the runner's ticks wake it too, as a poll timeout).
+    pub sync_completed: Wq,
     /// The trace, when tracing.
     pub trace: Option<Vec<String>>,
     pub violations: Vec<Violation>,
@@ -255,6 +262,8 @@ impl World {
             resync_wait: Wq(0),
             timer_wq: Wq(0),
             ticks: 0,
+            quiet_ticks: 0,
+            sync_completed: Wq(0),
             trace: tracing.then(Vec::new),
             violations: Vec::new(),
             findings: Vec::new(),
@@ -268,6 +277,7 @@ impl World {
         };
         w.resync_wait = w.new_wq("resync_wait".into());
         w.timer_wq = w.new_wq("timer".into());
+        w.sync_completed = w.new_wq("sync_completed".into());
         w
     }
 

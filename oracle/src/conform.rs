@@ -151,6 +151,10 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
             }
             Op::Resume { .. } => format!("dm_resume {n}"),
             Op::Message { word, .. } => format!("dm_message {n} {word}"),
+            Op::Status { .. } => format!("step {n} dmsetup status vg-lv\nstatus {n}"),
+            // The model's blocks per member scale to the real per-member sectors (the
+            // status total M) in proportion: N of `dev` -> N * M / dev.
+            Op::Advance { by, .. } => format!("advance {n} {by} {}", a.dev),
             Op::Reload { .. } => {
                 format!("step {n} sh -c 'dmsetup table vg-lv | dmsetup load vg-lv'")
             }
@@ -186,8 +190,8 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     for (i, (actor, _)) in s.ops.iter().enumerate() {
         if actor == main {
             let _ = writeln!(out, "{}", lines[i]);
-            // The status after each op (= before the next).
-            let _ = writeln!(out, "status {}", step(i));
+            // The status and the on-disk superblock after each op (= before the next).
+            let _ = writeln!(out, "status {}\nsb {}", step(i), step(i));
         } else if started.insert(actor.as_str()) {
             let _ = writeln!(out, "( # actor {actor}");
             for (j, (a, _)) in s.ops.iter().enumerate() {
@@ -207,9 +211,19 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     let _ = writeln!(out, "unthrottle");
     let _ = writeln!(out, "wait_reshape 60 final_wait");
     let _ = writeln!(out, "checksum final");
+    let _ = writeln!(out, "sb final");
     let _ = writeln!(out, "recheck 5");
+    // Kernel warnings, bugs, lockdep reports and hung tasks of the whole run.
+    let _ = writeln!(out, "kmsg final '{KMSG_RE}'");
     Ok(out)
 }
+
+/// The kernel log lines a run reports (`KMSG final`): what the kernel itself flags.
+const KMSG_RE: &str = "WARNING:|BUG:|Oops|circular locking|possible recursive locking|\
+                       blocked for more than|io across reshape position|hung_task";
+
+/// The guest steps of the fixed set-up before the scenario's first op.
+const SETUP_STEPS: [&str; 4] = ["pvcreate", "vgcreate", "lvcreate", "setup_deactivate"];
 
 /// What one real run showed, in the model's words.
 #[derive(Clone, Debug, Default)]
@@ -224,6 +238,18 @@ pub struct RealRun {
     /// Why (the lines that decided the verdict).
     pub evidence: Vec<String>,
     pub uptime_ms: Option<u64>,
+    /// Per op of the first actor: the on-disk superblock after it (`events=.. reshape_position=..`).
+    pub sb: Vec<Option<String>>,
+    /// `BADMAP` of a mismatching checksum: runs of bad LV sectors and whose data they hold.
+    pub badmap: Vec<String>,
+    /// Kernel WARNING / BUG / Oops / lockdep lines: the kernel's own verdict on itself.
+    pub warnings: Vec<String>,
+    /// Hung-task reports (`INFO: task X blocked for more than N seconds`).
+    pub hung_tasks: Vec<String>,
+    /// `io across reshape position while reshape can't make progress` (6.12 raid456).
+    pub io_across_refused: u32,
+    /// `advance` ops: how far the reshape moved (`ok from=.. to=.. want=..`).
+    pub advances: Vec<String>,
 }
 
 fn field<'a>(words: &'a [&str], key: &str) -> Option<&'a str> {
@@ -241,9 +267,12 @@ pub fn parse_log(s: &Scenario, log: &str) -> Result<RealRun, String> {
     let mut late: BTreeMap<usize, String> = BTreeMap::new();
     let mut run = RealRun {
         status: vec![None; n],
+        sb: vec![None; n],
         ..RealRun::default()
     };
     let mut done = false;
+    let mut boot: Option<String> = None;
+    let mut setup_failed: Vec<String> = Vec::new();
     let mut corrupt = Vec::new();
     let index = |name: &str| -> Option<usize> {
         name.strip_prefix("op")?
@@ -255,6 +284,25 @@ pub fn parse_log(s: &Scenario, log: &str) -> Result<RealRun, String> {
         let line = line.trim_end_matches('\r');
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
+            ["BOOT", rest @ ..] => {
+                if let Some(f) = field(rest, "modfail").filter(|f| *f != "0") {
+                    setup_failed.push(format!("{f} kernel modules failed to load"));
+                }
+                boot = Some(rest.join(" "));
+            }
+            // The set-up (pvcreate, vgcreate, lvcreate, the pattern, the deactivation): a
+            // failure there is the harness's, not the kernel's answer to the scenario.
+            ["STEP", name, rest @ ..]
+                if SETUP_STEPS.contains(name) && field(rest, "rc") != Some("0") =>
+            {
+                setup_failed.push(format!("set-up step {name}: {}", rest.join(" ")));
+            }
+            ["RESULT", "wait_sync", r, ..] if *r != "ok" => {
+                setup_failed.push(format!("set-up: the new LV did not sync ({r})"));
+            }
+            ["IO", "setup_write", r, ..] if *r != "ok" => {
+                setup_failed.push(format!("set-up: writing the pattern gave {r}"));
+            }
             ["STEP", name, rest @ ..] => {
                 if let Some(i) = index(name) {
                     rc[i] = Some(if field(rest, "blocked") == Some("1") {
@@ -301,6 +349,35 @@ pub fn parse_log(s: &Scenario, log: &str) -> Result<RealRun, String> {
             {
                 corrupt.push(line.to_string());
             }
+            ["SB", name, rest @ ..] => {
+                if let Some(i) = index(name) {
+                    run.sb[i] = Some(rest.join(" "));
+                }
+            }
+            ["BADMAP", name, rest @ ..] => run.badmap.push(format!("{name}: {}", rest.join(" "))),
+            ["ADVANCE", name, result, rest @ ..] => {
+                run.advances
+                    .push(format!("{name} {result} {}", rest.join(" ")));
+            }
+            ["KMSG", _, rest @ ..] => {
+                let l = rest.join(" ");
+                if l.contains("blocked for more than") {
+                    run.hung_tasks.push(l);
+                } else if l.contains("io across reshape position") {
+                    run.io_across_refused += 1;
+                } else if [
+                    "WARNING:",
+                    "BUG:",
+                    "Oops",
+                    "circular locking",
+                    "recursive locking",
+                ]
+                .iter()
+                .any(|w| l.contains(w))
+                {
+                    run.warnings.push(l);
+                }
+            }
             ["STATUS", name, rest @ ..] => {
                 if let Some(i) = index(name) {
                     run.status[i] = Some(rest.join(" "));
@@ -313,8 +390,14 @@ pub fn parse_log(s: &Scenario, log: &str) -> Result<RealRun, String> {
             _ => {}
         }
     }
+    if boot.is_none() {
+        return Err("the VM log has no BOOT line (the guest never reached /init)".into());
+    }
     if !done {
         return Err("the VM log has no DONE line (the guest did not finish)".into());
+    }
+    if !setup_failed.is_empty() {
+        return Err(format!("harness: {}", setup_failed.join("; ")));
     }
     let mut hang = Vec::new();
     let mut eio = Vec::new();
@@ -323,6 +406,8 @@ pub fn parse_log(s: &Scenario, log: &str) -> Result<RealRun, String> {
             match code {
                 "0" => "ok".into(),
                 "blocked" => "blocked".into(),
+                // advance's deadline passed with the reshape not moving (the model's word).
+                _ if matches!(s.ops[i].1, Op::Advance { .. }) => "stalled".into(),
                 _ => errno[i].clone().unwrap_or_else(|| "failed".into()),
             }
         };
@@ -354,6 +439,7 @@ pub fn parse_log(s: &Scenario, log: &str) -> Result<RealRun, String> {
         run.ops.push(result);
     }
     (run.verdict, run.evidence) = if !corrupt.is_empty() {
+        corrupt.extend(run.badmap.iter().map(|b| format!("BADMAP {b}")));
         ("corruption".into(), corrupt)
     } else if !hang.is_empty() {
         ("hang".into(), hang)
@@ -474,6 +560,46 @@ const SYNC_ACTIONS: [&str; 7] = [
     "idle", "frozen", "reshape", "resync", "recover", "check", "repair",
 ];
 
+/// Ops whose results the kernel itself returns (lvm's commands report through lvm, and their
+/// exit codes are not the model's).
+fn kernel_op(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Message { .. }
+            | Op::Read { .. }
+            | Op::Write { .. }
+            | Op::Suspend { .. }
+            | Op::Resume { .. }
+            | Op::Status { .. }
+    )
+}
+
+/// Open debts: outcomes the model reaches that no real run of the scenario has shown (a
+/// verdict, or a kernel op's result). Each stays open until a real run shows it, or the
+/// model is shown wrong.
+pub fn debts(s: &Scenario, reals: &[&RealRun], model: &ModelSet) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in model.verdicts.keys() {
+        if !reals.iter().any(|r| &r.verdict == v) {
+            out.push(format!("verdict `{v}` ({} model runs)", model.verdicts[v]));
+        }
+    }
+    for (i, (_, op)) in s.ops.iter().enumerate() {
+        if !kernel_op(op) {
+            continue;
+        }
+        for r in &model.ops[i] {
+            let seen = reals
+                .iter()
+                .any(|x| x.ops.get(i).map(|o| o.trim_end_matches(" (late)")) == Some(r.as_str()));
+            if !seen {
+                out.push(format!("op {} `{op}`: {r}", i + 1));
+            }
+        }
+    }
+    out
+}
+
 /// The disagreements of a real run with the model's set (empty: they agree).
 pub fn compare(s: &Scenario, real: &RealRun, model: &ModelSet) -> Vec<String> {
     let mut out = Vec::new();
@@ -483,6 +609,12 @@ pub fn compare(s: &Scenario, real: &RealRun, model: &ModelSet) -> Vec<String> {
             real.verdict,
             real.evidence.join("; "),
             model.verdicts
+        ));
+    }
+    if !real.warnings.is_empty() && !model.verdicts.contains_key("invariant-violation") {
+        out.push(format!(
+            "the kernel warned ({}); no model run broke an invariant",
+            real.warnings.join("; ")
         ));
     }
     for (i, (_, op)) in s.ops.iter().enumerate() {
@@ -504,16 +636,7 @@ pub fn compare(s: &Scenario, real: &RealRun, model: &ModelSet) -> Vec<String> {
                 ));
             }
         }
-        // lvm's own commands report through lvm: their exit codes are not the model's.
-        let kernel_op = matches!(
-            op,
-            Op::Message { .. }
-                | Op::Read { .. }
-                | Op::Write { .. }
-                | Op::Suspend { .. }
-                | Op::Resume { .. }
-        );
-        if kernel_op && !model.ops[i].contains(r) {
+        if kernel_op(op) && !model.ops[i].contains(r) {
             out.push(format!(
                 "op {} `{op}`: real {} is not among the model's {:?}",
                 i + 1,

@@ -73,6 +73,8 @@ pub fn op_array(op: &Op) -> Option<&str> {
         | Op::Resume { dev }
         | Op::Remove { dev }
         | Op::Message { dev, .. }
+        | Op::Status { dev }
+        | Op::Advance { dev, .. }
         | Op::Activate { dev }
         | Op::Deactivate { dev }
         | Op::Stripes { dev, .. }
@@ -107,6 +109,9 @@ fn sync_action_of(k: &mut K, name: &str) -> &'static str {
 /// An op error as one word: the errno name a kernel op returned (`EINVAL`), or `failed` for
 /// a refusal of lvm's own.
 fn result_word(e: &str) -> String {
+    if e.starts_with("stalled") {
+        return "stalled".into();
+    }
     let w = e
         .split(|c: char| !c.is_ascii_alphanumeric())
         .next()
@@ -172,6 +177,14 @@ fn exec_op(k: &mut K, op: &Op) -> R {
             let d = dev(k, name);
             errno(target_message(k, d, word))
         }
+        Op::Status { dev: name } => {
+            let d = dev(k, name);
+            if k.dms[d].removed {
+                return Err("ENXIO (no such device)".into());
+            }
+            Ok(())
+        }
+        Op::Advance { dev: name, by } => advance(k, name, *by),
         Op::Activate { dev: name } => lvchange_ay(k, name),
         Op::Deactivate { dev: name } => {
             let d = dev(k, name);
@@ -236,6 +249,61 @@ fn exec_op(k: &mut K, op: &Op) -> R {
             });
             Ok(())
         }
+    }
+}
+
+/// The reshape checkpoint of `name`'s members in blocks per member (the superblock's
+/// reshape_position over the new geometry's data disks), None without a reshape.
+fn checkpoint(k: &mut K, name: &str) -> Option<u64> {
+    let m = serving(k, name)?;
+    let sb = &k.members[k.mddevs[m].members].sb;
+    if sb.reshape_position == MAX_SECTOR {
+        return None;
+    }
+    let data = u64::from(sb.geo.data_disks().max(1));
+    let size = md_model::raid5::geo_size(&sb.geo, k.members[k.mddevs[m].members].dev_data);
+    Some(if sb.reshape_backwards {
+        size.saturating_sub(sb.reshape_position) / data
+    } else {
+        sb.reshape_position / data
+    })
+}
+
+/// `advance LV N`: the guest polls `dmsetup status` until the reshape position moved by N
+/// (scaled) or a deadline passes. `stalled` when no reshape ran for the whole deadline.
+fn advance(k: &mut K, name: &str, by: u32) -> R {
+    let from = checkpoint(k, name).unwrap_or(0);
+    let quiet0 = k.quiet_ticks;
+    let q = k.sync_completed;
+    let name2 = name.to_string();
+    let moved = move |w: &md_model::sched::World| -> Option<bool> {
+        let u = w.user.as_ref()?.downcast_ref::<crate::runner::User>()?;
+        let m = match u.targets.get(&name2)? {
+            Target::Dm(d) => w.dms[*d].live.filter(|_| !w.dms[*d].removed)?,
+            Target::Md(m) => *m,
+        };
+        let mem = &w.members[w.mddevs[m].members];
+        if mem.sb.reshape_position == MAX_SECTOR {
+            // Ended (or never started): nothing left to wait for.
+            return Some(true);
+        }
+        let data = u64::from(mem.sb.geo.data_disks().max(1));
+        let now = if mem.sb.reshape_backwards {
+            md_model::raid5::geo_size(&mem.sb.geo, mem.dev_data)
+                .saturating_sub(mem.sb.reshape_position)
+                / data
+        } else {
+            mem.sb.reshape_position / data
+        };
+        Some(now >= from + u64::from(by))
+    };
+    k.sleep(q, "advance: polling the reshape position", |w| {
+        moved(w).unwrap_or(true) || w.quiet_ticks >= quiet0 + crate::scenario::ADVANCE_QUIET_TICKS
+    });
+    if moved(&*k).unwrap_or(true) {
+        Ok(())
+    } else {
+        Err("stalled (the reshape did not move)".into())
     }
 }
 

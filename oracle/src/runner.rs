@@ -436,6 +436,7 @@ fn runner_main(
         }
         if q {
             quiet += 1;
+            k.quiet_ticks += 1;
         }
         if quiet >= HANG_TICKS {
             break Some(classify_hang(&k).to_string());
@@ -454,6 +455,8 @@ fn runner_main(
         }
         let tq = k.timer_wq;
         k.wake_up(tq);
+        let sq = k.sync_completed;
+        k.wake_up(sq);
     };
     // Judge, then end every task.
     let outcome = {

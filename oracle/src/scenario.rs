@@ -77,6 +77,11 @@ pub enum Op {
         dev: String,
         word: String,
     },
+    /// `dmsetup status DEV`: reads the sync action (another process polling, as a monitor
+    /// or lvm's wait_for_sync does).
+    Status {
+        dev: String,
+    },
     // lvm (expanded at run time into the dm sequence lvm issues; see lvm.rs)
     Activate {
         dev: String,
@@ -135,12 +140,24 @@ pub enum Op {
     Fsck {
         dev: String,
     },
+    /// Wait until the reshape's checkpoint (the superblock's reshape_position) has moved by
+    /// `by` blocks per member, the reshape has ended, or [`ADVANCE_QUIET_TICKS`] quiescent
+    /// ticks passed without that (the reshape is stalled): the window a real script opens by
+    /// waiting on `dmsetup status` between two commands.
+    Advance {
+        dev: String,
+        by: u32,
+    },
     /// Wait for the next timer tick.
     Sleep,
     /// Wait until op N (0-based here, 1-based in the text) of any actor has returned: the
     /// order of a script that starts a background job after a command.
     After(usize),
 }
+
+/// Quiescent ticks (every task asleep) an `advance` waits for a stalled reshape before it
+/// gives up (the guest's deadline).
+pub const ADVANCE_QUIET_TICKS: u64 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -11,6 +11,7 @@
 //! lvm: dmsetup load lv raid5_ls legs=4 chunk=2 [delta_disks=N] [data_offset=N] [nosync]
 //! lvm: dmsetup reload lv | suspend [--noflush] lv | resume lv | remove lv | message lv WORD
 //! adm: sysfs md0 sync_action WORD | array_state WORD | sync_max N|max | raid_disks N
+//! mon: dmsetup status lv | advance lv N (the reshape checkpoint moves N blocks per member)
 //! io0: read lv START LEN | read lv across|ahead|behind LEN | write ... | fsck lv | sleep
 //! schedule 3 0 1
 //! expect v6.7 hang H1
@@ -337,11 +338,12 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
         "fsck",
         "sleep",
         "after",
+        "advance",
     ])?;
     Ok(match cmd {
-        "dmsetup" => match l
-            .expect_word(&["load", "reload", "suspend", "resume", "remove", "message"])?
-        {
+        "dmsetup" => match l.expect_word(&[
+            "load", "reload", "suspend", "resume", "remove", "message", "status",
+        ])? {
             "load" => {
                 let dev = array_ref(l, s, ArrayKind::Dm)?;
                 let layout = layout(l)?;
@@ -389,6 +391,9 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
                 dev: array_ref(l, s, ArrayKind::Dm)?,
             },
             "remove" => Op::Remove {
+                dev: array_ref(l, s, ArrayKind::Dm)?,
+            },
+            "status" => Op::Status {
                 dev: array_ref(l, s, ArrayKind::Dm)?,
             },
             _ => {
@@ -501,6 +506,18 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
         "fsck" => Op::Fsck {
             dev: any_array(l, s)?,
         },
+        "advance" => {
+            let dev = any_array(l, s)?;
+            let col = l.col();
+            let by: u32 = l.number("a distance in blocks per member")?;
+            if by == 0 || by > 256 {
+                return Err(l.err(
+                    col,
+                    format!("expected a distance between 1 and 256 blocks per member, found {by}"),
+                ));
+            }
+            Op::Advance { dev, by }
+        }
         "after" => {
             let col = l.col();
             let n: usize = l.number("an op number")?;
@@ -561,6 +578,8 @@ impl fmt::Display for Op {
             Op::Resume { dev } => write!(f, "dmsetup resume {dev}"),
             Op::Remove { dev } => write!(f, "dmsetup remove {dev}"),
             Op::Message { dev, word } => write!(f, "dmsetup message {dev} {word}"),
+            Op::Status { dev } => write!(f, "dmsetup status {dev}"),
+            Op::Advance { dev, by } => write!(f, "advance {dev} {by}"),
             Op::Activate { dev } => write!(f, "lvchange -ay {dev}"),
             Op::Deactivate { dev } => write!(f, "lvchange -an {dev}"),
             Op::Permission { dev, writable } => {

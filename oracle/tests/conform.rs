@@ -5,11 +5,16 @@ use md_oracle::conform::{compare, model_set, parse_log, translate};
 use md_oracle::text;
 use std::path::Path;
 
-fn corpus(name: &str) -> md_oracle::Scenario {
+fn scenario(dir: &str, name: &str) -> md_oracle::Scenario {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../conformance/corpus")
+        .join("../conformance")
+        .join(dir)
         .join(name);
     text::parse(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+fn corpus(name: &str) -> md_oracle::Scenario {
+    scenario("corpus", name)
 }
 
 #[test]
@@ -233,4 +238,124 @@ fn a_6_1_log_frozen_write_blocks_then_completes_after_idle() {
     );
     assert_eq!(r.ops[6], "blocked", "wait_for_sync timed out");
     assert_eq!(r.verdict, "hang");
+}
+
+fn finding(name: &str) -> md_oracle::Scenario {
+    scenario("findings", name)
+}
+
+#[test]
+fn advance_and_status_translate_with_the_scale_of_the_lv() {
+    let s = text::parse(
+        "array lv dm raid5_ls disks=4 chunk=2 dev=32\nlvm: lvchange -ay lv\n\
+         lvm: lvconvert --stripes 4 lv\nlvm: advance lv 12\nmon: dmsetup status lv\n",
+    )
+    .unwrap();
+    let script = translate(&s).unwrap();
+    // N blocks of `dev` per member: the guest scales by its status total.
+    assert!(script.contains("\nadvance op2 12 32\n"), "{script}");
+    assert!(
+        script.contains("step op3 dmsetup status vg-lv\nstatus op3"),
+        "{script}"
+    );
+    // The superblock after each op of the first actor, and the kernel's own warnings.
+    assert!(
+        script.contains("\nsb op2\n") && script.contains("kmsg final"),
+        "{script}"
+    );
+}
+
+#[test]
+fn a_log_with_superblocks_bad_blocks_and_kernel_warnings() {
+    let s = finding("stale-ctr-position.scn");
+    let log = format!(
+        "{HEADER}STEP op0 rc=0 dur_ms=900 blocked=0\nSB op0 magic=ok events=22 reshape_position=max\n\
+         STEP op1 rc=0 dur_ms=1500 blocked=0\nSTEP op2 rc=0 dur_ms=300 blocked=0\n\
+         ADVANCE op3 ok from=4608 to=18816 want=12288 dur_ms=14130\nSTEP op3 rc=0 dur_ms=14130 blocked=0\n\
+         SB op3 magic=ok events=39 reshape_position=75264\n\
+         STEP op4 rc=0 dur_ms=100 blocked=0\nSTEP op5 rc=0 dur_ms=100 blocked=0\n\
+         SB op5 magic=ok events=37 reshape_position=8192\nRESULT op6 ok\n\
+         RESULT op7 mismatch sectors=98304 lv_sectors=131072 sha256=0 bad=8192 got=19200\n\
+         BADMAP op7 bad=47104 first=8192 runs=2 run=8192+512:19200 run=8704+512:19840\n\
+         RESULT final ok\n\
+         KMSG final [  40.1] WARNING: CPU: 0 PID: 77 at drivers/md/dm-raid.c:4049 raid_resume+0x1\n\
+         KMSG final [  50.2] INFO: task dd:123 blocked for more than 10 seconds.\n\
+         DONE rc=0 timeout=0 uptime_ms=45000\n"
+    );
+    let r = parse_log(&s, &log).unwrap();
+    assert_eq!(r.verdict, "corruption");
+    assert!(
+        r.evidence.iter().any(|e| e.contains("BADMAP op7")),
+        "{:?}",
+        r.evidence
+    );
+    assert_eq!(
+        r.sb[5]
+            .as_deref()
+            .map(|x| x.contains("reshape_position=8192")),
+        Some(true)
+    );
+    assert_eq!(r.advances.len(), 1);
+    assert_eq!(r.warnings.len(), 1);
+    assert_eq!(r.hung_tasks.len(), 1);
+    assert_eq!(r.ops[3], "ok");
+    // A stalled advance is the model's `stalled`, not an errno.
+    let stalled = log.replace(
+        "ADVANCE op3 ok from=4608 to=18816 want=12288 dur_ms=14130\nSTEP op3 rc=0",
+        "ADVANCE op3 stalled from=- to=- want=- dur_ms=60000\nSTEP op3 rc=1",
+    );
+    assert_eq!(parse_log(&s, &stalled).unwrap().ops[3], "stalled");
+}
+
+#[test]
+fn a_broken_set_up_is_the_harness_not_the_kernel() {
+    let s = corpus("plain-reshape.scn");
+    let ok = format!(
+        "{HEADER}STEP lvcreate rc=0 dur_ms=700 blocked=0\nRESULT wait_sync ok dur_ms=900\n\
+         STEP op0 rc=0 dur_ms=900 blocked=0\nDONE rc=0 timeout=0 uptime_ms=45000\n"
+    );
+    assert!(parse_log(&s, &ok).is_ok());
+    let e = parse_log(&s, &ok.replace("lvcreate rc=0", "lvcreate rc=5")).unwrap_err();
+    assert!(e.contains("harness") && e.contains("lvcreate"), "{e}");
+    let e = parse_log(&s, &ok.replace("wait_sync ok", "wait_sync timeout")).unwrap_err();
+    assert!(e.contains("did not sync"), "{e}");
+    let e = parse_log(&s, &ok.replace("modfail=0", "modfail=2")).unwrap_err();
+    assert!(e.contains("modules"), "{e}");
+    let e = parse_log(&s, &ok.replace(HEADER, "[ 1.0] panic\n")).unwrap_err();
+    assert!(e.contains("BOOT"), "{e}");
+}
+
+#[test]
+fn a_kernel_warning_the_model_does_not_know_is_a_disagreement_and_model_only_outcomes_are_debts() {
+    let s = finding("stale-ctr-position.scn");
+    let k = md_model::Kernel::parse("v6.9").unwrap();
+    let m = model_set(&s, &k, 20).unwrap();
+    // The model corrupts here (the finding) and, in some schedules, passes.
+    assert!(m.verdicts.contains_key("corruption"), "{:?}", m.verdicts);
+    let log = format!(
+        "{HEADER}RESULT final mismatch sectors=98304\nDONE rc=0 timeout=0 uptime_ms=45000\n"
+    );
+    let mut r = parse_log(&s, &log).unwrap();
+    for (i, op) in r.ops.iter_mut().enumerate() {
+        // Every op returned as the model's first result says (only the verdict matters here).
+        *op = m.ops[i]
+            .iter()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| "ok".into());
+    }
+    assert!(compare(&s, &r, &m).is_empty(), "{:?}", compare(&s, &r, &m));
+    let d = md_oracle::conform::debts(&s, &[&r], &m);
+    if m.verdicts.contains_key("pass") {
+        assert!(d.iter().any(|x| x.contains("verdict `pass`")), "{d:?}");
+    }
+    assert!(
+        !d.iter().any(|x| x.contains("verdict `corruption`")),
+        "{d:?}"
+    );
+    r.warnings
+        .push("WARNING: CPU: 0 PID: 1 at drivers/md/dm-raid.c:1 x".into());
+    assert!(compare(&s, &r, &m)
+        .iter()
+        .any(|x| x.contains("kernel warned")));
 }

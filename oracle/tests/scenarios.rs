@@ -4,6 +4,7 @@
 use md_model::Kernel;
 use md_oracle::campaign::{check, Target};
 use md_oracle::gen::{from_bytes, Limits};
+use md_oracle::runner::{run, RunOptions};
 use md_oracle::{text, VerdictKind};
 
 fn bytes(seed: u64, n: usize) -> Vec<u8> {
@@ -130,4 +131,30 @@ fn the_pre_fix_kernel_fails_often_on_the_same_sample() {
         bad += fail.is_some() as u32;
     }
     assert!(bad > 20, "v6.7 failed only {bad} of 200");
+}
+
+/// `advance`: the reshape's checkpoint moves by N blocks per member before the op returns
+/// (a load before it is then stale at the resume); with the reshape frozen it gives up.
+#[test]
+fn advance_waits_for_the_checkpoint_or_reports_a_stall() {
+    let moving = text::parse(
+        "array lv dm raid5_ls disks=4 chunk=2 dev=32\nlvm: lvchange -ay lv\n\
+         lvm: lvconvert --stripes 4 lv\nlvm: advance lv 12\n",
+    )
+    .unwrap();
+    let k = Kernel::parse("v6.9").unwrap();
+    let o = run(&moving, &k, &RunOptions::default()).unwrap();
+    assert_eq!(o.op_results[2], "ok");
+    // An md array's reshape frozen through sysfs: nothing moves until `idle`.
+    let frozen = text::parse(
+        "array md0 md raid5_ls disks=4 chunk=2 dev=32\nadm: sysfs md0 raid_disks 5\n\
+         adm: sysfs md0 sync_action frozen\nadm: advance md0 12\n\
+         adm: sysfs md0 sync_action idle\nadm: advance md0 12\n",
+    )
+    .unwrap();
+    for k in ["v6.7", "v6.9"] {
+        let o = run(&frozen, &Kernel::parse(k).unwrap(), &RunOptions::default()).unwrap();
+        assert_eq!(o.op_results[2], "stalled", "{k}: {}", o.detail);
+        assert_eq!(o.op_results[4], "ok", "{k}: {}", o.detail);
+    }
 }
