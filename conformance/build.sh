@@ -10,7 +10,9 @@
 #      cpio xz-utils, and gcc libc6-dev for the static pattern generator) with
 #      apt-get install;
 #   2. picks the newest linux-image-6.12*-amd64-unsigned and the newest
-#      linux-image-6.1.0-N-amd64-unsigned known to apt, plus lvm2, dmsetup,
+#      linux-image-6.1.0-N-amd64-unsigned known to apt, the newest kernel of
+#      trixie-backports (its own apt lists under <cache>/apt-bpo; the split
+#      linux-binary/modules/base packages), plus lvm2, dmsetup,
 #      e2fsprogs and their libraries, and fetches them with `apt-get download`
 #      (nothing is installed on the host) into <cache>/debs;
 #   3. per kernel, if the stamp (package versions + guest file hashes) changed:
@@ -129,6 +131,47 @@ done
 log "kernel 6.12: $KPKG_612 ${VER[$KPKG_612]}"
 log "kernel 6.1:  $KPKG_61 ${VER[$KPKG_61]}"
 
+# ----------------------------------------------- the newest kernel (backports)
+# Debian's newest kernel line is in trixie-backports. A private apt state (its own source
+# list and package lists under <cache>) is used for the kernel packages only; bookworm stays
+# the source of lvm2 and the libraries. The image package is a meta package there: the
+# files are in linux-binary-* (vmlinuz), linux-modules-* (the .ko.xz) and linux-base-*
+# (modules.builtin, modules.order) of the same version; all that the image depends on
+# among those is downloaded and merged.
+BPO=$CACHE/apt-bpo
+BPO_OPTS=(-o "Dir::Etc::SourceList=$BPO/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$BPO/lists" -o "Dir::Cache=$BPO/cache")
+declare -A FROM_BPO=()
+bpo_update() {
+    mkdir -p "$BPO/lists/partial" "$BPO/cache/archives/partial"
+    echo "deb [trusted=yes] ${BPO_MIRROR:-http://deb.debian.org/debian} ${BPO_SUITE:-trixie-backports} main" \
+        >"$BPO/sources.list"
+    log "apt-get update (${BPO_SUITE:-trixie-backports}, kernel packages only)" >&2
+    apt-get "${BPO_OPTS[@]}" update -qq >/dev/null
+}
+if [ "$UPDATE" = 1 ] || ! ls "$BPO/lists/"*Packages* >/dev/null 2>&1; then
+    bpo_update || die "apt-get update of ${BPO_SUITE:-trixie-backports} failed"
+fi
+KPKG_NEW=$(apt-cache "${BPO_OPTS[@]}" search --names-only \
+    '^linux-image-[0-9]+\.[0-9]+\.[0-9]+\+deb[0-9]+-amd64(-unsigned)?$' 2>/dev/null |
+    awk '{print $1}' | sort -V | tail -n 1)
+[ -n "$KPKG_NEW" ] || die "no linux-image package in ${BPO_SUITE:-trixie-backports}"
+NEW_PKGS=("$KPKG_NEW")
+for p in $(apt-cache "${BPO_OPTS[@]}" show "$KPKG_NEW" 2>/dev/null | sed -n 's/^Depends: //p' |
+    head -n 1 | tr ',|' '\n\n' | awk '{print $1}' | grep -E '^linux-(base|binary|modules)-'); do
+    NEW_PKGS+=("$p")
+done
+while read -r p v; do
+    [ "$v" = "(none)" ] || { VER[$p]=$v; FROM_BPO[$p]=1; }
+done < <(apt-cache "${BPO_OPTS[@]}" policy "${NEW_PKGS[@]}" 2>/dev/null |
+    awk '/^[^ ].*:$/ { p = substr($0, 1, length($0) - 1) } /^  Candidate:/ { print p, $2 }')
+for p in "${NEW_PKGS[@]}"; do
+    [ -n "${VER[$p]:-}" ] || die "apt knows no version of $p (backports)"
+done
+# 7.3.4-1~bpo13+1 -> 7.3
+NEW_SHORT=$(echo "${VER[$KPKG_NEW]}" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')
+log "kernel $NEW_SHORT: ${NEW_PKGS[*]} ${VER[$KPKG_NEW]}"
+
 # ------------------------------------------------------------- downloading
 DEBS=$CACHE/debs
 mkdir -p "$DEBS"
@@ -146,9 +189,15 @@ deb_file() {
     done
     if [ -z "$found" ]; then
         log "apt-get download $p=$v" >&2
-        (cd "$DEBS" && apt-get download -qq "$p=$v" >/dev/null 2>&1) ||
-            (apt_update_once >&2 && cd "$DEBS" && apt-get download -qq "$p=$v" >/dev/null) ||
-            die "apt-get download $p=$v failed"
+        if [ -n "${FROM_BPO[$p]:-}" ]; then
+            (cd "$DEBS" && apt-get "${BPO_OPTS[@]}" download -qq "$p=$v" >/dev/null 2>&1) ||
+                (bpo_update && cd "$DEBS" && apt-get "${BPO_OPTS[@]}" download -qq "$p=$v" >/dev/null) ||
+                die "apt-get download $p=$v (backports) failed"
+        else
+            (cd "$DEBS" && apt-get download -qq "$p=$v" >/dev/null 2>&1) ||
+                (apt_update_once >&2 && cd "$DEBS" && apt-get download -qq "$p=$v" >/dev/null) ||
+                die "apt-get download $p=$v failed"
+        fi
         for f in "$DEBS/${p}_"*.deb; do
             [ "$(dpkg-deb -f "$f" Version)" = "$v" ] && found=$f
         done
@@ -222,9 +271,9 @@ resolve_modules() {
 }
 
 # ------------------------------------------------------- per-kernel build
-# build_kernel SHORT PKG
+# build_kernel SHORT PKG [PKG...]: the kernel is PKG (with the split packages after it)
 build_kernel() {
-    local short=$1 kpkg=$2 out=$CACHE/out/$1 stamp kdir kver root mods f n t0
+    local short=$1 kpkg=$2 out=$CACHE/out/$1 stamp kdir kver root mods f n t0 p
     t0=$(date +%s)
     stamp=$(printf '%s\n' "kernel $kpkg=${VER[$kpkg]}" "$USER_KEY" "busybox-static=$BB_VER" "guest=$GUEST_HASH")
     if [ "$FORCE" = 0 ] && [ -e "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] &&
@@ -239,8 +288,22 @@ build_kernel() {
     if [ ! -e "$kdir/.done" ]; then
         rm -rf "$kdir"
         mkdir -p "$kdir"
-        dpkg -x "$(deb_file "$kpkg")" "$kdir"
+        for p in "${@:2}"; do
+            dpkg -x "$(deb_file "$p")" "$kdir"
+        done
+        # merged-/usr packages ship usr/lib/modules/V (with vmlinuz in it)
+        if [ -d "$kdir/usr/lib/modules" ]; then
+            mkdir -p "$kdir/lib/modules" "$kdir/boot"
+            for f in "$kdir/usr/lib/modules/"*; do
+                mv "$f" "$kdir/lib/modules/"
+            done
+        fi
         kver=$(ls "$kdir/lib/modules")
+        if [ ! -e "$kdir/boot/vmlinuz-$kver" ] && [ -e "$kdir/lib/modules/$kver/vmlinuz" ]; then
+            mkdir -p "$kdir/boot"
+            cp "$kdir/lib/modules/$kver/vmlinuz" "$kdir/boot/vmlinuz-$kver"
+        fi
+        [ -e "$kdir/boot/vmlinuz-$kver" ] || die "no vmlinuz for $kver in ${*:2}"
         depmod -b "$kdir" "$kver"
         touch "$kdir/.done"
     fi
@@ -342,4 +405,7 @@ build_kernel() {
 
 build_kernel 6.12 "$KPKG_612"
 build_kernel 6.1 "$KPKG_61"
-log "done in $(($(date +%s) - T0)) s; images in $CACHE/out/{6.12,6.1}"
+build_kernel "$NEW_SHORT" "${NEW_PKGS[@]}"
+# `newest`: the backports kernel whatever its version (mdfuzz conform --real newest)
+ln -sfn "$NEW_SHORT" "$CACHE/out/newest"
+log "done in $(($(date +%s) - T0)) s; images in $CACHE/out/{6.12,6.1,$NEW_SHORT}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# conformance/run-vm.sh KERNEL SCRIPT LOG [TIMEOUT]
+# conformance/run-vm.sh KERNEL SCRIPT LOG [TIMEOUT]   (KERNEL: 6.12, 6.1, 7.3 or newest)
 #
 # Boots the image built by build.sh for KERNEL (6.12 or 6.1) under QEMU TCG
 # with SCRIPT as the guest's /scenario.sh, writes the serial console (CRs

@@ -21,7 +21,7 @@ pub struct Conform {
     /// Scenario files or folders of .scn files.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// The real kernel: 6.12 or 6.1.
+    /// The real kernel: 6.12, 6.1 or 7.3 (the newest kernel of Debian backports).
     #[arg(long)]
     pub real: String,
     /// Boots per scenario.

@@ -101,16 +101,21 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     }
     let sb = k.members[mem].sb.clone();
     let mut flags = 0u32;
+    // Known model findings this instance inherits from the superblock it is built from.
+    let mut inherited: Vec<(&'static str, String)> = Vec::new();
     if sb.before_finish {
         let detail = format!(
             "{}: ctr reads a superblock written between end_reshape and raid5_finish_reshape",
             k.dms[d].name
         );
         k.trace(|| format!("model finding sb-before-finish-reshape: {detail}"));
-        k.findings.push(crate::sched::Violation {
-            rule: "sb-before-finish-reshape",
-            detail,
-        });
+        inherited.push(("sb-before-finish-reshape", detail));
+    }
+    if let Some(rule) = k.members[mem].sb_taint {
+        inherited.push((
+            rule,
+            format!("{}: ctr reads the superblock {rule} left", k.dms[d].name),
+        ));
     }
     // Legs beyond the superblock's count without delta_disks are rebuild legs (lvm's interim
     // reload, or freed legs not yet removed): the array keeps its disk count.
@@ -186,6 +191,13 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
         flags |= (1 << RT_FLAG_RESHAPE_RS) | (1 << RT_FLAG_UPDATE_SBS);
     } else {
         md::md_load_sb(k, m, &sb);
+    }
+    for (rule, detail) in inherited {
+        k.findings.push(crate::sched::Finding {
+            rule,
+            detail,
+            mddev: m,
+        });
     }
     k.raid_sets[m] = Some(RaidSet {
         dev: d,

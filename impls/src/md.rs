@@ -560,9 +560,10 @@ pub fn stale_position_check(k: &mut K, m: MdId) {
             k.mddevs[m].name, sb.reshape_position
         );
         k.trace(|| format!("model finding stale-ctr-position: {detail}"));
-        k.findings.push(crate::sched::Violation {
+        k.findings.push(crate::sched::Finding {
             rule: "stale-ctr-position",
             detail,
+            mddev: m,
         });
     }
 }
@@ -584,9 +585,14 @@ fn intr_after_end_reshape_check(k: &mut K, m: MdId) {
             md.name
         );
         k.trace(|| format!("model finding intr-after-end-reshape: {detail}"));
-        k.findings.push(crate::sched::Violation {
+        // The superblock this instance writes next carries the uncommitted geometry: the
+        // instance a later ctr builds from it is the one that goes wrong.
+        let mem = k.mddevs[m].members;
+        k.members[mem].sb_taint = Some("intr-after-end-reshape");
+        k.findings.push(crate::sched::Finding {
             rule: "intr-after-end-reshape",
             detail,
+            mddev: m,
         });
     }
 }
@@ -886,6 +892,7 @@ pub fn mddev_unlock_and_resume(k: &mut K, m: MdId) {
 /// `md_handle_request()`. Returns false only when 41425f96d7aa hands a bio back to dm.
 pub fn md_handle_request(k: &mut K, m: MdId, bio: usize) -> bool {
     enter!(k, "md_handle_request");
+    k.bios[bio].served_by = Some(m);
     loop {
         // check_suspended: the test is "active_io is dying", true from the start of the drain.
         let q = k.mddevs[m].sb_wait;
@@ -1148,6 +1155,16 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
     sb.delta_disks = if reshaping { delta } else { 0 };
     sb.recovery_cp = cp;
     sb.before_finish = before_finish;
+    // An instance that inherited a wrong geometry from a finding writes it on.
+    if let Some(f) = k.findings.iter().find(|f| {
+        f.mddev == m
+            && matches!(
+                f.rule,
+                "intr-after-end-reshape" | "sb-before-finish-reshape"
+            )
+    }) {
+        k.members[mem].sb_taint = Some(f.rule);
+    }
     k.mddevs[m].sb_flags &=
         !((1 << MD_SB_CHANGE_DEVS) | (1 << MD_SB_CHANGE_CLEAN) | (1 << MD_SB_CHANGE_PENDING));
     let name = k.mddevs[m].name.clone();

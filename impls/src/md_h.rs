@@ -168,6 +168,9 @@ pub struct Members {
     /// `origin[d][slot]`: which task wrote that slot last, at which step (for corruption
     /// reports; task 0 and step 0 = the initial content).
     pub origin: Vec<Vec<(usize, u64)>>,
+    /// A known model finding whose effect the superblock now carries (set by the instance the
+    /// finding hit; a later ctr that reads it inherits the finding).
+    pub sb_taint: Option<&'static str>,
 }
 
 /// `struct mddev`, reduced to what the lifecycle touches.

@@ -94,6 +94,9 @@ pub struct Bio {
     pub wq: Wq,
     /// Times dm requeued it (DM_MAPIO_REQUEUE during a noflush suspend).
     pub requeued: u32,
+    /// The instance whose md_handle_request took the bio last (for putting a bad read down
+    /// to the instance that mapped it).
+    pub served_by: Option<MdId>,
 }
 
 /// A broken lifecycle rule (architecture.md §4 `InvariantViolation`).
@@ -101,6 +104,17 @@ pub struct Bio {
 pub struct Violation {
     pub rule: &'static str,
     pub detail: String,
+}
+
+/// A known model finding (see the corpus' `finding-*` scenarios) and the table instance it
+/// makes misbehave: a corruption is put down to the finding only when that instance served
+/// the bad read or its reshape wrote the bad data (the finding's mechanism), never merely
+/// because the finding happened somewhere in the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub detail: String,
+    pub mddev: MdId,
 }
 
 /// A read that returned something other than the data the oracle allows there.
@@ -139,7 +153,7 @@ pub struct World {
     pub violations: Vec<Violation>,
     /// Known behaviours the model exhibits that a run may end in (see the corpus' `finding-*`
     /// scenarios): `stale-ctr-position`, ...
-    pub findings: Vec<Violation>,
+    pub findings: Vec<Finding>,
     /// A model panic (a bug of the model, not a kernel verdict).
     pub model_panic: Option<String>,
     pub abort: bool,

@@ -32,6 +32,7 @@ fn world(kernel: &str, resync: bool) -> Arc<Sys> {
         dev_blocks: 4,
         disks: vec![vec![0; 4]; 4],
         origin: vec![vec![(0, 0); 4]; 4],
+        sb_taint: None,
     });
     w.add_task("main".into(), true);
     Arc::new(Sys {

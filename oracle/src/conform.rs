@@ -26,6 +26,8 @@ use std::fmt::Write as _;
 pub enum Real {
     V6_12,
     V6_1,
+    /// The newest kernel of Debian's backports (7.3.4 when this was written).
+    V7_3,
 }
 
 impl Real {
@@ -33,21 +35,27 @@ impl Real {
         match s {
             "6.12" => Ok(Real::V6_12),
             "6.1" => Ok(Real::V6_1),
-            _ => Err(format!("unknown real kernel `{s}` (expected 6.12 or 6.1)")),
+            "7.3" => Ok(Real::V7_3),
+            _ => Err(format!(
+                "unknown real kernel `{s}` (expected 6.12, 6.1 or 7.3)"
+            )),
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             Real::V6_12 => "6.12",
             Real::V6_1 => "6.1",
+            Real::V7_3 => "7.3",
         }
     }
-    /// The model kernel whose lifecycle the real one has: 6.12 carries the v6.9 rework;
-    /// 6.1 predates the v6.7 rework the model starts from, so it is a reference only.
+    /// The model kernel whose lifecycle the real one has: 6.12 carries the v6.9 rework, 7.3
+    /// the later changes of v7.3; 6.1 predates the v6.7 rework the model starts from, so it
+    /// is a reference only.
     pub fn model(self) -> Option<&'static str> {
         match self {
             Real::V6_12 => Some("v6.9"),
             Real::V6_1 => None,
+            Real::V7_3 => None,
         }
     }
 }

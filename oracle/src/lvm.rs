@@ -385,6 +385,7 @@ fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
         status: None,
         wq,
         requeued: 0,
+        served_by: None,
     });
     match target(k, name) {
         Target::Dm(d) => {
@@ -427,7 +428,8 @@ fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
             }
             let data = k.bios[b].data.clone();
             let origins = k.bios[b].origins.clone();
-            check_read(k, name, start, &data, &origins, t0, t1);
+            let served_by = k.bios[b].served_by;
+            check_read(k, name, start, &data, &origins, (t0, t1), served_by);
             Ok(())
         }
         Some(Err(e)) => {
@@ -460,8 +462,8 @@ fn check_read(
     start: u64,
     data: &[u64],
     origins: &[(usize, u64)],
-    t0: u64,
-    t1: u64,
+    (t0, t1): (u64, u64),
+    served_by: Option<usize>,
 ) {
     let mut err = None;
     let names: Vec<String> = k.tasks.iter().map(|t| t.name.clone()).collect();
@@ -479,21 +481,35 @@ fn check_read(
                     } else {
                         format!("{} at step {step}", names[who])
                     };
-                    err = Some(format!(
-                        "{name} block {b}: read {}, expected {}; the slot was last written by {by}",
-                        describe(v),
-                        exp.join(" or ")
-                    ));
+                    err = Some(DataError {
+                        text: format!(
+                            "{name} block {b}: read {}, expected {}; the slot was last written by {by}",
+                            describe(v),
+                            exp.join(" or ")
+                        ),
+                        writer: (step != 0).then_some(who),
+                        served_by,
+                    });
                     break;
                 }
             }
         }
     }
     if let Some(e) = err {
-        let e2 = e.clone();
+        let e2 = e.text.clone();
         k.trace(|| format!("!! corruption: {e2}"));
         user(k).data_errors.push(e);
     }
+}
+
+/// A read that returned data the shadow copy does not allow, with what the verdict needs to
+/// put it down to a mechanism: the task that last wrote the slot and the instance that
+/// served the read.
+#[derive(Clone, Debug)]
+pub struct DataError {
+    pub text: String,
+    pub writer: Option<usize>,
+    pub served_by: Option<usize>,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ pub struct User {
     pub shadows: BTreeMap<String, Shadow>,
     pub lvm: BTreeMap<String, LvMeta>,
     pub writes: u64,
-    pub data_errors: Vec<String>,
+    pub data_errors: Vec<lvm::DataError>,
     pub io_errors: Vec<(String, bool)>,
     pub op_errors: Vec<String>,
     pub requeues: u32,
@@ -337,6 +337,7 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
             dev_blocks,
             disks,
             origin,
+            sb_taint: None,
         });
         let mem = k.members.len() - 1;
         u.shadows.insert(a.name.clone(), Shadow::new(size));
@@ -487,12 +488,39 @@ fn wait_all_finished(sys: &Arc<Sys>) {
     }
 }
 
+/// The token of a corruption: a known finding only when its mechanism produced the bad read
+/// (the finding's instance served the read, or its reshape wrote the slot) and no invariant
+/// broke (a broken invariant is a cause of its own: two reshapers, a sync thread left on a
+/// suspended instance, ... ); otherwise the first broken invariant's name, or no token (a
+/// corruption nobody explains).
+fn corruption_token(
+    thread_instances: &[(usize, usize)],
+    e: &lvm::DataError,
+    findings: &[md_model::sched::Finding],
+    violations: &[md_model::sched::Violation],
+) -> &'static str {
+    if let Some(v) = violations.first() {
+        return v.rule;
+    }
+    let writer_instance = e
+        .writer
+        .and_then(|t| thread_instances.iter().find(|(task, _)| *task == t))
+        .map(|(_, m)| *m);
+    findings
+        .iter()
+        .find(|f| Some(f.mddev) == e.served_by || Some(f.mddev) == writer_instance)
+        .map_or("", |f| f.rule)
+}
+
 fn judge(w: &mut World, hang: Option<String>) -> Outcome {
     let trace = w.trace.take().unwrap_or_default();
     let (steps, ticks) = (w.steps, w.ticks);
     let blocked = blocked_report(w);
     let violations = w.violations.clone();
     let findings = w.findings.clone();
+    // (task, instance) of every md thread: whose reshape wrote a slot.
+    let thread_instances: Vec<(usize, usize)> =
+        w.threads.iter().map(|t| (t.task, t.mddev)).collect();
     let u = user(w);
     let op_results: Vec<String> = u
         .op_results
@@ -510,12 +538,14 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
         op_results: op_results.clone(),
         op_actions: op_actions.clone(),
     };
-    if let Some(e) = u.data_errors.first() {
-        // A corruption after a known model finding carries the finding's name.
-        let token = findings.first().map(|f| f.rule).unwrap_or("");
-        let mut detail = e.clone();
+    if let Some(e) = u.data_errors.first().cloned() {
+        let token = corruption_token(&thread_instances, &e, &findings, &violations);
+        let mut detail = e.text.clone();
         for f in &findings {
             detail.push_str(&format!("\nafter {}: {}", f.rule, f.detail));
+        }
+        for v in &violations {
+            detail.push_str(&format!("\nalso broke {}: {}", v.rule, v.detail));
         }
         return mk(VerdictKind::Corruption, token, detail);
     }
