@@ -46,6 +46,12 @@ pub struct RaidSet {
     pub dev: DevId,
     pub table: Table,
     pub runtime_flags: u32,
+    /// `rs->delta_disks`: what the table asks for (rs_setup_reshape hands it to md).
+    pub delta_disks: i32,
+    /// `rs->raid_disks` and `rs->array_sectors`: the disk count and size the table asks for
+    /// (do_table_event grows the array to it once a grow reshape is done).
+    pub raid_disks: u32,
+    pub array_sectors: Sector,
 }
 
 pub enum MapResult {
@@ -101,96 +107,157 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     }
     let sb = k.members[mem].sb.clone();
     let mut flags = 0u32;
-    // Known model findings this instance inherits from the superblock it is built from.
-    let mut inherited: Vec<(&'static str, String)> = Vec::new();
-    if sb.before_finish {
-        let detail = format!(
-            "{}: ctr reads a superblock written between end_reshape and raid5_finish_reshape",
-            k.dms[d].name
-        );
-        k.trace(|| format!("model finding sb-before-finish-reshape: {detail}"));
-        inherited.push(("sb-before-finish-reshape", detail));
-    }
-    if let Some(rule) = k.members[mem].sb_taint {
-        inherited.push((
-            rule,
-            format!("{}: ctr reads the superblock {rule} left", k.dms[d].name),
-        ));
+    // analyse_superblocks(): no magic on the members -> FirstUse (a new raid set).
+    let first_use = !sb.valid;
+    // super_init_validation(): a table asking for delta_disks while the superblock records an
+    // active reshape is refused ("Reshape in progress" -> -EINVAL).
+    if !first_use && sb.reshape_active() && t.delta_disks != 0 {
+        return Err(EINVAL);
     }
     // Legs beyond the superblock's count without delta_disks are rebuild legs (lvm's interim
     // reload, or freed legs not yet removed): the array keeps its disk count.
-    let extra_legs = t.delta_disks == 0 && sb.valid && t.legs > sb.geo.raid_disks;
+    let sb_disks = sb.cur_geo().raid_disks;
+    let extra_legs = t.delta_disks == 0 && !first_use && t.legs > sb.num_devices;
     let old_disks = if t.delta_disks > 0 {
         t.legs - t.delta_disks as u32
-    } else if extra_legs {
-        sb.geo.raid_disks
+    } else if extra_legs || sb.reshape_active() {
+        sb_disks
     } else {
         t.legs
     };
-    let new_disks = if extra_legs {
-        sb.geo.raid_disks
+    let new_disks = if extra_legs || sb.reshape_active() {
+        sb.num_devices
     } else {
         t.new_raid_disks()
     };
-    if sb.valid && sb.reshape_position == MAX_SECTOR && old_disks != sb.geo.raid_disks {
+    if !first_use && !sb.reshape_active() && old_disks != sb.num_devices {
         // A table whose legs do not match the superblocks (and no delta_disks).
         return Err(EINVAL);
     }
     k.dms[d].instances += 1;
     let name = format!("{}#{}", k.dms[d].name, k.dms[d].instances);
     let m = md::mddev_alloc(k, name, mem, true);
-    let new_geo = Geo {
+    // parse_raid_params() / raid_set_alloc(): the table's layout and chunk.
+    let table_geo = Geo {
         raid_disks: new_disks,
         layout: t.layout,
         chunk: t.chunk,
         data_offset: 0,
     };
-    if !sb.valid {
-        // A new array: build it from the table; resync unless nosync.
+    // Known model findings this instance inherits from the superblock it is built from.
+    let mut inherited: Vec<(&'static str, String)> = Vec::new();
+    if first_use {
+        // A new array: build it from the table; resync unless nosync (rs_setup_recovery(0),
+        // rs_set_new()).
         let g = Geo {
             raid_disks: t.legs,
             data_offset: t.data_offset.unwrap_or(0),
-            ..new_geo
+            ..table_geo
         };
         let md = &mut k.mddevs[m];
         md.geo = g;
         md.new_geo = g;
         md.recovery_cp = if t.nosync { MAX_SECTOR } else { 0 };
         flags |= 1 << RT_FLAG_UPDATE_SBS;
-    } else if sb.reshape_position != MAX_SECTOR {
-        // rs_is_reshaping(): the superblock wins; no new reshape set-up.
-        md::md_load_sb(k, m, &sb);
-    } else if t.delta_disks != 0 || t.layout != sb.geo.layout || t.chunk != sb.geo.chunk {
-        // rs_prepare_reshape(): a reshape is requested.
-        let reshape_space = t.data_offset.unwrap_or(0);
-        let (old_off, new_off) = if t.delta_disks > 0 {
-            // Adding disks: forward; lvm moved the reshape space to the front, so the data
-            // sits at data_offset now and moves to 0.
-            (reshape_space, 0)
-        } else if t.delta_disks < 0 {
-            // Removing disks: backward; the space is at the end, data moves from 0 to it.
-            (0, reshape_space)
-        } else if sb.geo.data_offset == 0 {
-            // Layout/chunk only: the kernel toggles the offset.
-            (0, reshape_space)
-        } else {
-            (sb.geo.data_offset, 0)
-        };
-        let md = &mut k.mddevs[m];
-        md.geo = Geo {
-            raid_disks: old_disks,
-            data_offset: old_off,
-            ..sb.geo
-        };
-        md.new_geo = Geo {
-            data_offset: new_off,
-            ..new_geo
-        };
-        md.delta_disks = new_geo.raid_disks as i32 - old_disks as i32;
-        md.recovery_cp = sb.recovery_cp;
-        flags |= (1 << RT_FLAG_RESHAPE_RS) | (1 << RT_FLAG_UPDATE_SBS);
     } else {
-        md::md_load_sb(k, m, &sb);
+        // super_init_validation() + super_validate(): the array from the superblock.
+        let (mut cur, mut new) = (sb.cur_geo(), sb.new_geo());
+        cur.raid_disks = old_disks;
+        new.raid_disks = new_disks;
+        let reshaping = sb.reshape_active();
+        let mut delta = sb.delta_disks;
+        let mut backwards = reshaping && sb.reshape_backwards;
+        let mut recovery_cp = if t.nosync { MAX_SECTOR } else { sb.recovery_cp };
+        if sb.ended_unfinished
+            && !reshaping
+            && (sb.layout != sb.new_layout || sb.chunk != sb.new_chunk)
+        {
+            // The superblock was written after end_reshape and before raid5_finish_reshape:
+            // it says "no reshape" with the previous layout / chunk over data in the new one
+            // (durable when INTR came in between: intr-after-end-reshape).
+            let rule = k.members[mem]
+                .sb_taint
+                .unwrap_or("sb-before-finish-reshape");
+            let detail = format!(
+                "{}: ctr reads a superblock written between end_reshape and \
+                 raid5_finish_reshape (layout/chunk {:?}/{} over data in {:?}/{})",
+                k.dms[d].name, sb.layout, sb.chunk, sb.new_layout, sb.new_chunk
+            );
+            k.trace(|| format!("model finding {rule}: {detail}"));
+            inherited.push((rule, detail));
+        } else if let Some(rule) = k.members[mem].sb_taint {
+            inherited.push((
+                rule,
+                format!("{}: ctr reads the superblock {rule} left", k.dms[d].name),
+            ));
+        }
+        // rs_config_restore(): the table's layout / chunk are the requested new ones.
+        new.layout = t.layout;
+        new.chunk = t.chunk;
+        // rs_set_cur(): new := current (layout, chunk).
+        let set_cur = |cur: &Geo, new: &mut Geo| {
+            new.layout = cur.layout;
+            new.chunk = cur.chunk;
+        };
+        if recovery_cp != MAX_SECTOR {
+            // rs_is_recovering(): checked before rs_is_reshaping; size_check, no reshape.
+            set_cur(&cur, &mut new);
+        } else if reshaping {
+            // rs_is_reshaping(): skip set-up; the new layout / chunk stay the table's.
+        } else if t.delta_disks != 0 || t.layout != cur.layout || t.chunk != cur.chunk {
+            // rs_reshape_requested(): set up only with out-of-place reshape space
+            // (_get_reshape_sectors(): |data_offset - new_data_offset| or the table's).
+            let reshape_sectors = cur
+                .data_offset
+                .abs_diff(new.data_offset)
+                .max(t.data_offset.unwrap_or(0));
+            if reshape_sectors != 0 {
+                // rs_prepare_reshape(); rs_setup_recovery(MaxSector)
+                flags |= (1 << RT_FLAG_RESHAPE_RS) | (1 << RT_FLAG_UPDATE_SBS);
+                recovery_cp = MAX_SECTOR;
+            }
+            set_cur(&cur, &mut new);
+        } else {
+            set_cur(&cur, &mut new);
+        }
+        // rs_adjust_data_offsets(): a table data_offset overrides the superblock's offsets.
+        if let Some(space) = t.data_offset {
+            let (o, n) = if t.delta_disks < 0 {
+                (0, space)
+            } else if t.delta_disks > 0 {
+                (space, 0)
+            } else {
+                // Layout / chunk only: toggle, and record it (UPDATE_SBS).
+                flags |= 1 << RT_FLAG_UPDATE_SBS;
+                let o = if space != 0 { cur.data_offset } else { 0 };
+                (o, if o != 0 { 0 } else { space })
+            };
+            cur.data_offset = o;
+            new.data_offset = n;
+        }
+        // rs_reset_inconclusive_reshape(): a superblock from between end_reshape and
+        // raid5_finish_reshape (no reshape, yet a layout change or delta_disks) is reset to
+        // its *current* layout / chunk (rs_set_cur), delta_disks 0.
+        if !reshaping && (delta != 0 || new.layout != cur.layout || new.chunk != cur.chunk) {
+            set_cur(&cur, &mut new);
+            delta = 0;
+            backwards = false;
+        }
+        if !reshaping {
+            // Not reshaping: raid5_run runs one geometry (its BUG_ONs want new == current).
+            new.data_offset = if flags & (1 << RT_FLAG_RESHAPE_RS) != 0 {
+                new.data_offset
+            } else {
+                cur.data_offset
+            };
+        }
+        let md = &mut k.mddevs[m];
+        md.geo = cur;
+        md.new_geo = new;
+        md.delta_disks = delta;
+        md.reshape_position = sb.reshape_position;
+        md.reshape_backwards = backwards;
+        md.recovery_cp = recovery_cp;
     }
     for (rule, detail) in inherited {
         k.findings.push(crate::sched::Finding {
@@ -203,6 +270,9 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
         dev: d,
         table: t.clone(),
         runtime_flags: flags,
+        delta_disks: new_disks as i32 - old_disks as i32,
+        raid_disks: new_disks,
+        array_sectors: raid5::geo_size(&table_geo, dev_data),
     });
     k.mddevs[m].ro = Ro::MdRdonly;
     k.mddevs[m].in_sync = true;
@@ -229,6 +299,12 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     md::md_start(k, m);
     rs_set(k, m, RT_FLAG_RS_SUSPENDED);
     if rs_test(k, m, RT_FLAG_RESHAPE_RS) {
+        // rs_config_restore(): the requested layout / chunk again, for the reshape check and
+        // rs_start_reshape at preresume.
+        let md = &mut k.mddevs[m];
+        md.new_geo.layout = t.layout;
+        md.new_geo.chunk = t.chunk;
+        md.new_geo.raid_disks = new_disks;
         if let Err(e) = raid5::check_reshape(k, m) {
             // bad_unlock: md_stop, unlock.
             md::md_stop(k, m);
@@ -278,15 +354,37 @@ pub fn raid_map(k: &mut K, m: MdId, bio: BioId) -> MapResult {
     MapResult::Submitted
 }
 
-/// `decipher_sync_action()`.
+/// `do_table_event()` (event_work, queued at the end of md_reap_sync_thread): once no
+/// reshape is left and md committed its disk count, grow the array to the size the table
+/// asks for (rs_set_capacity) and raise a dm table event.
+pub fn do_table_event(k: &mut K, m: MdId) {
+    enter!(k, "do_table_event");
+    let Some(rs) = k.raid_sets[m].as_ref() else {
+        return;
+    };
+    let (size, disks) = (rs.array_sectors, rs.raid_disks);
+    let md = &mut k.mddevs[m];
+    if md.reshape_position == MAX_SECTOR
+        && size > md.array_sectors
+        && md.delta_disks == 0
+        && md.geo.raid_disks == disks
+    {
+        md.array_sectors = size;
+        let name = md.name.clone();
+        k.trace(|| format!("do_table_event: {name} grows to {size}"));
+    }
+}
+
+/// `decipher_sync_action()`, in the kernel's test order.
 pub fn decipher_sync_action(md: &Mddev) -> &'static str {
     if md.test(MD_RECOVERY_FROZEN) {
         return "frozen";
     }
+    // The sync thread can be done with IO or interrupted but still be running.
     if !md.test(MD_RECOVERY_DONE)
         && (md.test(MD_RECOVERY_RUNNING) || (md_is_rdwr(md) && md.test(MD_RECOVERY_NEEDED)))
     {
-        if md.test(MD_RECOVERY_RESHAPE) || md.reshape_position != MAX_SECTOR {
+        if md.test(MD_RECOVERY_RESHAPE) {
             return "reshape";
         }
         if md.test(MD_RECOVERY_SYNC) {
@@ -300,6 +398,9 @@ pub fn decipher_sync_action(md: &Mddev) -> &'static str {
         }
         if md.test(MD_RECOVERY_RECOVER) {
             return "recover";
+        }
+        if md.reshape_position != MAX_SECTOR {
+            return "reshape";
         }
     }
     "idle"
@@ -442,9 +543,15 @@ fn rs_update_sbs(k: &mut K, m: MdId) {
     k.mddevs[m].ro = ro;
 }
 
-/// `rs_setup_reshape()`: direction and sizes of the requested reshape.
+/// `rs_setup_reshape()`: delta_disks, direction and sizes of the requested reshape.
 fn rs_setup_reshape(k: &mut K, m: MdId) {
+    let delta = k.raid_sets[m].as_ref().map_or(0, |rs| rs.delta_disks);
     let md = &mut k.mddevs[m];
+    md.delta_disks = delta;
+    if delta != 0 && md.new_geo.layout != md.geo.layout {
+        // "Ignoring invalid layout change with delta_disks"
+        md.new_geo.layout = md.geo.layout;
+    }
     md.reshape_backwards = match md.delta_disks {
         d if d > 0 => false,
         d if d < 0 => true,
@@ -535,37 +642,40 @@ pub fn raid_resume(k: &mut K, m: MdId) {
     }
 }
 
-/// `raid_status()` (STATUSTYPE_INFO), the fields lvm's `wait_for_sync` reads:
-/// health chars, `progress/total`, action.
+/// `raid_status()` (STATUSTYPE_INFO) with `rs_get_progress()`, the fields lvm's
+/// `wait_for_sync` reads: health chars, `progress/total`, action. The model counts progress
+/// in the units of its md_do_sync (array blocks) where the kernel counts sectors per member;
+/// the ratios compare the same way.
+///
+/// As the kernel: the numerator is `recovery_cp` when idle and not interrupted (so an idle
+/// array, a stalled reshape included, reads a full ratio), else `curr_resync_completed`
+/// (the last reshape checkpoint while reshaping; 0 while frozen or suspended). Every leg
+/// reads `a` while resyncing or reshaping (or idle with NEEDED set), `A` during check /
+/// repair and otherwise (the model has no failed or rebuilding legs: every rdev is
+/// In_sync).
 pub fn raid_status(k: &K, m: MdId) -> (String, Sector, Sector, &'static str) {
     let md = &k.mddevs[m];
     let action = decipher_sync_action(md);
     let total = md.array_sectors;
-    let (health, progress) = if md.reshape_position != MAX_SECTOR {
-        let old = md.geo.raid_disks;
-        let h: String = (0..md.new_geo.raid_disks)
-            .map(|i| if i < old { 'A' } else { 'a' })
-            .collect();
-        let c = md.conf.as_ref();
-        let p = c
-            .map(|c| {
-                if md.reshape_backwards {
-                    total.saturating_sub(c.reshape_progress.min(total))
-                } else {
-                    c.reshape_progress.min(total)
-                }
-            })
-            .unwrap_or(0);
-        (h, p)
-    } else if md.recovery_cp < MAX_SECTOR {
-        let p = if action == "idle" && !md.test(MD_RECOVERY_INTR) {
-            md.recovery_cp
-        } else {
-            md.curr_resync_completed
-        };
-        ("a".repeat(md.geo.raid_disks as usize), p.min(total))
+    let r = if action == "idle" && !md.test(MD_RECOVERY_INTR) {
+        md.recovery_cp
     } else {
-        ("A".repeat(md.geo.raid_disks as usize), total)
+        md.curr_resync_completed
     };
-    (health, progress, total, action)
+    let resyncing = if action == "idle" && r >= total {
+        false
+    } else {
+        match action {
+            "resync" | "reshape" => true,
+            "check" | "repair" => false,
+            _ => md.test(MD_RECOVERY_NEEDED),
+        }
+    };
+    let legs = k.raid_sets[m]
+        .as_ref()
+        .map_or(md.geo.raid_disks, |rs| rs.table.legs);
+    let health = (0..legs)
+        .map(|_| if resyncing { 'a' } else { 'A' })
+        .collect();
+    (health, r.min(total), total, action)
 }

@@ -71,7 +71,7 @@ fn md_thread(cx: &Cx, t: ThreadId) {
         match k.threads[t].func {
             ThreadFn::Daemon => raid5::raid5d(&mut k, m),
             ThreadFn::Sync => md_do_sync(&mut k, m, t),
-            ThreadFn::SyncWork => md_start_sync(&mut k, m),
+            ThreadFn::SyncWork => md_misc_wq_work(&mut k, m),
         }
         k.threads[t].in_fn = false;
         if k.threads[t].func == ThreadFn::SyncWork {
@@ -131,6 +131,29 @@ pub fn md_unregister_daemon(k: &mut K, m: MdId) {
     if let Some(t) = k.mddevs[m].thread.take() {
         kthread_stop(k, t);
     }
+}
+
+/// The md_misc_wq work items of one mddev, run by one worker in the model: sync_work
+/// (md_start_sync), then event_work (dm-raid's do_table_event). In the kernel they may run
+/// on two workers at once; one worker keeps the model within loom's thread budget.
+fn md_misc_wq_work(k: &mut K, m: MdId) {
+    if k.mddevs[m].sync_work_pending {
+        md_start_sync(k, m);
+    }
+    if k.mddevs[m].event_work_pending {
+        k.mddevs[m].event_work_pending = false;
+        crate::dm_raid::do_table_event(k, m);
+    }
+}
+
+/// `queue_work(md_misc_wq, &mddev->event_work)` (set up by dm-raid's ctr only).
+fn queue_event_work(k: &mut K, m: MdId) {
+    if !k.mddevs[m].is_dm || k.mddevs[m].event_work_pending {
+        return;
+    }
+    k.mddevs[m].event_work_pending = true;
+    let w = k.mddevs[m].sync_work_worker;
+    md_wakeup_thread(k, w);
 }
 
 /// `queue_work(md_misc_wq, &mddev->sync_work)`.
@@ -454,6 +477,8 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
     } else {
         k.mddevs[m].recovery_cp.min(max)
     };
+    // "mddev->curr_resync_completed = j" (0 for a reshape until its first checkpoint).
+    k.mddevs[m].curr_resync_completed = j;
     if reshape {
         sole_reshaper_check(k, m);
         stale_position_check(k, m);
@@ -500,6 +525,17 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
 /// md_do_sync's `skip:` label: everything after it sets DONE and wakes the daemon.
 fn md_do_sync_skip(k: &mut K, m: MdId, t: ThreadId, why: &'static str) {
     k.threads[t].last_exit = why;
+    // A finished grow of an md (not dm) array: md_set_array_sectors(pers->size()). dm-raid
+    // grows in do_table_event after the reap.
+    if !k.mddevs[m].is_dm
+        && k.test_bit(m, MD_RECOVERY_RESHAPE)
+        && !k.test_bit(m, MD_RECOVERY_INTR)
+        && k.mddevs[m].delta_disks > 0
+    {
+        if let Some(c) = k.mddevs[m].conf.as_ref() {
+            k.mddevs[m].array_sectors = raid5::geo_size(&c.geo, c.dev_data);
+        }
+    }
     k.mddevs[m].sb_flags |= (1 << MD_SB_CHANGE_PENDING) | (1 << MD_SB_CHANGE_DEVS);
     if !k.test_bit(m, MD_RECOVERY_INTR) {
         k.mddevs[m].resync_min = 0;
@@ -638,6 +674,9 @@ pub fn md_reap_sync_thread(k: &mut K, m: MdId) {
     k.wake_up(q);
     let q = k.resync_wait;
     k.wake_up(q);
+    // "if (mddev->event_work.func) queue_work(md_misc_wq, &mddev->event_work)": dm-raid
+    // grows the array there (do_table_event), not in end_reshape.
+    queue_event_work(k, m);
 }
 
 /// `stop_sync_thread()`: set INTR and wait for the daemon to reap (since f52f5c71f3d4).
@@ -1132,39 +1171,45 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
         }
         return;
     }
+    // super_sync(): the current and the new geometry as separate fields, delta_disks always,
+    // the reshape flags from reshape_position.
     let md = &k.mddevs[m];
     let reshaping = md.reshape_position != MAX_SECTOR;
-    let geo = if reshaping { md.new_geo } else { md.geo };
-    let (prev, pos, back, delta, cp, mem) = (
-        md.geo,
-        md.reshape_position,
-        md.reshape_backwards,
-        md.delta_disks,
-        md.recovery_cp,
-        md.members,
-    );
-    let before_finish =
-        !reshaping && (md.geo.layout != md.new_geo.layout || md.geo.chunk != md.new_geo.chunk);
-    let sb = &mut k.members[mem].sb;
-    sb.valid = true;
-    sb.events += 1;
-    sb.geo = geo;
-    sb.prev_geo = prev;
-    sb.reshape_position = pos;
-    sb.reshape_backwards = back;
-    sb.delta_disks = if reshaping { delta } else { 0 };
-    sb.recovery_cp = cp;
-    sb.before_finish = before_finish;
-    // An instance that inherited a wrong geometry from a finding writes it on.
-    if let Some(f) = k.findings.iter().find(|f| {
-        f.mddev == m
-            && matches!(
-                f.rule,
-                "intr-after-end-reshape" | "sb-before-finish-reshape"
-            )
-    }) {
-        k.members[mem].sb_taint = Some(f.rule);
-    }
+    let (pos, mem) = (md.reshape_position, md.members);
+    let new_sb = Superblock {
+        valid: true,
+        events: k.members[mem].sb.events + 1,
+        num_devices: if reshaping {
+            md.new_geo.raid_disks
+        } else {
+            md.geo.raid_disks
+        },
+        layout: md.geo.layout,
+        chunk: md.geo.chunk,
+        new_layout: md.new_geo.layout,
+        new_chunk: md.new_geo.chunk,
+        delta_disks: md.delta_disks,
+        data_offset: md.geo.data_offset,
+        new_data_offset: md.new_geo.data_offset,
+        reshape_position: pos,
+        reshape_backwards: reshaping && md.reshape_backwards,
+        recovery_cp: md.recovery_cp,
+        ended_unfinished: md.reshape_ended_unfinished,
+    };
+    k.members[mem].sb = new_sb;
+    // The effect of a finding travels with the superblocks its instance writes (a later ctr
+    // inherits it); an instance untouched by one writes a clean superblock.
+    k.members[mem].sb_taint = k
+        .findings
+        .iter()
+        .find(|f| {
+            f.mddev == m
+                && matches!(
+                    f.rule,
+                    "intr-after-end-reshape" | "sb-before-finish-reshape"
+                )
+        })
+        .map(|f| f.rule);
     k.mddevs[m].sb_flags &=
         !((1 << MD_SB_CHANGE_DEVS) | (1 << MD_SB_CHANGE_CLEAN) | (1 << MD_SB_CHANGE_PENDING));
     let name = k.mddevs[m].name.clone();
@@ -1191,7 +1236,7 @@ pub fn mddev_alloc(k: &mut K, name: String, members: usize, is_dm: bool) -> MdId
     let sb_wait = k.new_wq(format!("{name}.sb_wait"));
     let recovery_wait = k.new_wq(format!("{name}.recovery_wait"));
     let mutex_wait = k.new_wq(format!("{name}.mutexes"));
-    let geo = k.members[members].sb.geo;
+    let geo = k.members[members].sb.cur_geo();
     k.mddevs.push(Mddev {
         name,
         members,
@@ -1212,6 +1257,7 @@ pub fn mddev_alloc(k: &mut K, name: String, members: usize, is_dm: bool) -> MdId
         sync_work_pending: false,
         sync_work_running: false,
         sync_work_worker: None,
+        event_work_pending: false,
         sync_seq: 0,
         pers: false,
         conf: None,
@@ -1220,6 +1266,7 @@ pub fn mddev_alloc(k: &mut K, name: String, members: usize, is_dm: bool) -> MdId
         delta_disks: 0,
         reshape_position: MAX_SECTOR,
         reshape_backwards: false,
+        reshape_ended_unfinished: false,
         recovery_cp: MAX_SECTOR,
         resync_min: 0,
         resync_max: MAX_SECTOR,
@@ -1251,15 +1298,10 @@ pub fn md_array_assemble(k: &mut K, name: String, members: usize) -> Result<MdId
 /// Reads the superblock into the mddev (`analyse_sbs` / `super_1_validate`).
 pub fn md_load_sb(k: &mut K, m: MdId, sb: &Superblock) {
     let md = &mut k.mddevs[m];
-    if sb.reshape_position != MAX_SECTOR {
-        md.geo = sb.prev_geo;
-        md.new_geo = sb.geo;
-        md.delta_disks = sb.delta_disks;
-        md.reshape_position = sb.reshape_position;
-        md.reshape_backwards = sb.reshape_backwards;
-    } else {
-        md.geo = sb.geo;
-        md.new_geo = sb.geo;
-    }
+    md.geo = sb.cur_geo();
+    md.new_geo = sb.new_geo();
+    md.delta_disks = sb.delta_disks;
+    md.reshape_position = sb.reshape_position;
+    md.reshape_backwards = sb.reshape_active() && sb.reshape_backwards;
     md.recovery_cp = sb.recovery_cp;
 }

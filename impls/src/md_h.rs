@@ -113,26 +113,40 @@ impl Geo {
     }
 }
 
-/// The on-disk superblock every member carries (dm-raid's `dm_raid_superblock` / md's
-/// `mdp_superblock_1`, reduced to the lifecycle fields). Shared by every instance over the
-/// same members: it is how a new table instance learns the reshape position.
+/// The on-disk superblock every member carries: dm-raid's `struct dm_raid_superblock`
+/// (dm-raid.c), the lifecycle fields, as `super_sync()` writes them and
+/// `super_init_validation()` / `super_validate()` read them. Shared by every instance over
+/// the same members: it is how a new table instance learns the geometry and the reshape
+/// position. The current and the new layout / chunk are separate fields, and `delta_disks`
+/// is written whether or not a reshape is active, as the kernel does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Superblock {
-    /// False until the first `md_update_sb` of a new array.
+    /// False until the first `md_update_sb` of a new array (no magic: `FirstUse`).
     pub valid: bool,
     pub events: u64,
-    /// The geometry being reshaped to (or the only one).
-    pub geo: Geo,
-    /// The geometry being reshaped from, while `reshape_position != MaxSector`.
-    pub prev_geo: Geo,
-    pub reshape_position: Sector,
-    pub reshape_backwards: bool,
+    /// `num_devices` = `mddev->raid_disks` (the new count while reshaping).
+    pub num_devices: u32,
+    /// `layout`, `stripe_sectors`: the current geometry.
+    pub layout: Layout,
+    pub chunk: u32,
+    /// `new_layout`, `new_stripe_sectors`.
+    pub new_layout: Layout,
+    pub new_chunk: u32,
     pub delta_disks: i32,
-    /// Resync checkpoint (`recovery_cp`; MaxSector = clean).
+    /// `data_offset` / `new_data_offset` (per rdev in the kernel; the same on every member
+    /// here).
+    pub data_offset: u32,
+    pub new_data_offset: u32,
+    /// `reshape_position`; `SB_FLAG_RESHAPE_ACTIVE` is `!= MaxSector`.
+    pub reshape_position: Sector,
+    /// `SB_FLAG_RESHAPE_BACKWARDS`.
+    pub reshape_backwards: bool,
+    /// `array_resync_offset` (`recovery_cp`; MaxSector = clean).
     pub recovery_cp: Sector,
-    /// Written between end_reshape and raid5_finish_reshape: no reshape recorded, yet the
-    /// layout/chunk are still the previous ones (model finding `sb-before-finish-reshape`).
-    pub before_finish: bool,
+    /// Model bookkeeping, not on disk: written by an instance whose end_reshape ran and whose
+    /// raid5_finish_reshape did not (yet): "no reshape", yet layout / chunk still the
+    /// previous ones over data in the new geometry (finding `sb-before-finish-reshape`).
+    pub ended_unfinished: bool,
 }
 
 impl Superblock {
@@ -142,13 +156,47 @@ impl Superblock {
         Superblock {
             valid: true,
             events: 1,
-            geo,
-            prev_geo: geo,
+            num_devices: geo.raid_disks,
+            layout: geo.layout,
+            chunk: geo.chunk,
+            new_layout: geo.layout,
+            new_chunk: geo.chunk,
+            delta_disks: 0,
+            data_offset: geo.data_offset,
+            new_data_offset: geo.data_offset,
             reshape_position: MAX_SECTOR,
             reshape_backwards: false,
-            delta_disks: 0,
             recovery_cp: if needs_resync { 0 } else { MAX_SECTOR },
-            before_finish: false,
+            ended_unfinished: false,
+        }
+    }
+
+    pub fn reshape_active(&self) -> bool {
+        self.reshape_position != MAX_SECTOR
+    }
+
+    /// The geometry the data is in before the reshape position (the current one).
+    pub fn cur_geo(&self) -> Geo {
+        Geo {
+            raid_disks: if self.reshape_active() {
+                (self.num_devices as i32 - self.delta_disks) as u32
+            } else {
+                self.num_devices
+            },
+            layout: self.layout,
+            chunk: self.chunk,
+            data_offset: self.data_offset,
+        }
+    }
+
+    /// The geometry being reshaped to (the only one when no reshape is active and nothing is
+    /// inconclusive).
+    pub fn new_geo(&self) -> Geo {
+        Geo {
+            raid_disks: self.num_devices,
+            layout: self.new_layout,
+            chunk: self.new_chunk,
+            data_offset: self.new_data_offset,
         }
     }
 }
@@ -196,6 +244,9 @@ pub struct Mddev {
     pub sync_work_pending: bool,
     pub sync_work_running: bool,
     pub sync_work_worker: Option<ThreadId>,
+    /// `mddev->event_work` queued on md_misc_wq (dm-raid's do_table_event); the model runs
+    /// it on the same worker as sync_work.
+    pub event_work_pending: bool,
     pub sync_seq: u64,
     /// `mddev->pers` (raid456 only) and its private `r5conf`.
     pub pers: bool,
@@ -205,6 +256,9 @@ pub struct Mddev {
     pub delta_disks: i32,
     pub reshape_position: Sector,
     pub reshape_backwards: bool,
+    /// Model bookkeeping: end_reshape ran (INTR clear), raid5_finish_reshape has not
+    /// committed layout / chunk / delta_disks yet (or skipped it: INTR came in between).
+    pub reshape_ended_unfinished: bool,
     pub recovery_cp: Sector,
     pub resync_min: Sector,
     pub resync_max: Sector,

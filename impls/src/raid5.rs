@@ -268,6 +268,8 @@ fn reshape_checkpoint(k: &mut K, m: MdId) -> bool {
         return false;
     }
     let pos = k.mddevs[m].reshape_position;
+    // "mddev->curr_resync_completed = sector_nr": what dmsetup status reports.
+    k.mddevs[m].curr_resync_completed = reshape_sector_nr(k, m, pos);
     let cf = conf_mut(k, m);
     cf.reshape_safe = pos;
     cf.units_since_checkpoint = 0;
@@ -278,6 +280,18 @@ fn reshape_checkpoint(k: &mut K, m: MdId) -> bool {
     true
 }
 
+/// The md_do_sync position (`sector_nr`) of reshape position `pos`: counted from where the
+/// reshape starts (the end, for a backward reshape).
+fn reshape_sector_nr(k: &K, m: MdId, pos: Sector) -> Sector {
+    let c = conf(k, m);
+    if k.mddevs[m].reshape_backwards {
+        let region = geo_size(&c.prev, c.dev_data).min(geo_size(&c.geo, c.dev_data));
+        region.saturating_sub(pos)
+    } else {
+        pos
+    }
+}
+
 /// `reshape_request()`: move one unit from the previous to the new geometry.
 fn reshape_request(k: &mut K, m: MdId, j: Sector) -> Sector {
     enter!(k, "reshape_request");
@@ -285,10 +299,14 @@ fn reshape_request(k: &mut K, m: MdId, j: Sector) -> Sector {
     let back = k.mddevs[m].reshape_backwards;
     let region = geo_size(&c.prev, c.dev_data).min(geo_size(&c.geo, c.dev_data));
     let progress = c.reshape_progress;
-    // A restarted reshape skips ahead to reshape_progress on its first call.
+    // A restarted reshape skips ahead to reshape_progress on its first call (and reports
+    // that as its progress: curr_resync_completed, sync_completed).
     if j == 0 {
         let done = if back { region - progress } else { progress };
         if done > 0 {
+            k.mddevs[m].curr_resync_completed = done;
+            let q = k.sync_completed;
+            k.wake_up(q);
             return done;
         }
     }
@@ -357,8 +375,8 @@ fn end_reshape(k: &mut K, m: MdId) {
     // previous_raid_disks = raid_disks; md_finish_reshape commits the data offsets.
     md.geo.raid_disks = c.geo.raid_disks;
     md.geo.data_offset = c.geo.data_offset;
-    md.array_sectors = geo_size(&c.geo, c.dev_data);
     md.reshape_position = MAX_SECTOR;
+    md.reshape_ended_unfinished = true;
     let cf = conf_mut(k, m);
     cf.prev = cf.geo;
     cf.reshape_progress = MAX_SECTOR;
@@ -380,6 +398,7 @@ pub fn raid5_finish_reshape(k: &mut K, m: MdId) {
     md.reshape_position = MAX_SECTOR;
     md.delta_disks = 0;
     md.reshape_backwards = false;
+    md.reshape_ended_unfinished = false;
 }
 
 /// `raid5_quiesce()`: IO sleeping for the reshape holds no stripe; both directions wake it.

@@ -252,21 +252,26 @@ fn exec_op(k: &mut K, op: &Op) -> R {
     }
 }
 
-/// The reshape checkpoint of `name`'s members in blocks per member (the superblock's
-/// reshape_position over the new geometry's data disks), None without a reshape.
-fn checkpoint(k: &mut K, name: &str) -> Option<u64> {
-    let m = serving(k, name)?;
-    let sb = &k.members[k.mddevs[m].members].sb;
-    if sb.reshape_position == MAX_SECTOR {
+/// A superblock's reshape checkpoint in blocks per member (reshape_position over the new
+/// geometry's data disks, counted from where the reshape starts), None without a reshape.
+fn sb_checkpoint(sb: &Superblock, dev_data: u32) -> Option<u64> {
+    if !sb.reshape_active() {
         return None;
     }
-    let data = u64::from(sb.geo.data_disks().max(1));
-    let size = md_model::raid5::geo_size(&sb.geo, k.members[k.mddevs[m].members].dev_data);
+    let g = sb.new_geo();
+    let data = u64::from(g.data_disks().max(1));
     Some(if sb.reshape_backwards {
-        size.saturating_sub(sb.reshape_position) / data
+        md_model::raid5::geo_size(&g, dev_data).saturating_sub(sb.reshape_position) / data
     } else {
         sb.reshape_position / data
     })
+}
+
+/// The reshape checkpoint of `name`'s members in blocks per member, None without a reshape.
+fn checkpoint(k: &mut K, name: &str) -> Option<u64> {
+    let m = serving(k, name)?;
+    let mem = &k.members[k.mddevs[m].members];
+    sb_checkpoint(&mem.sb, mem.dev_data)
 }
 
 /// `advance LV N`: the guest polls `dmsetup status` until the reshape position moved by N
@@ -283,17 +288,9 @@ fn advance(k: &mut K, name: &str, by: u32) -> R {
             Target::Md(m) => *m,
         };
         let mem = &w.members[w.mddevs[m].members];
-        if mem.sb.reshape_position == MAX_SECTOR {
-            // Ended (or never started): nothing left to wait for.
+        // None: ended (or never started): nothing left to wait for.
+        let Some(now) = sb_checkpoint(&mem.sb, mem.dev_data) else {
             return Some(true);
-        }
-        let data = u64::from(mem.sb.geo.data_disks().max(1));
-        let now = if mem.sb.reshape_backwards {
-            md_model::raid5::geo_size(&mem.sb.geo, mem.dev_data)
-                .saturating_sub(mem.sb.reshape_position)
-                / data
-        } else {
-            mem.sb.reshape_position / data
         };
         Some(now >= from + u64::from(by))
     };
@@ -629,7 +626,7 @@ fn reshape_space(k: &mut K, name: &str) -> u32 {
 fn kernel_data_offset(k: &mut K, name: &str) -> u32 {
     let d = dev(k, name);
     let mem = k.dms[d].members;
-    k.members[mem].sb.geo.data_offset
+    k.members[mem].sb.data_offset
 }
 
 fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
@@ -641,8 +638,7 @@ fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
         let d = dev(k, name);
         let mem = k.dms[d].members;
         let sb = k.members[mem].sb.clone();
-        if stripes != data || sb.reshape_position != MAX_SECTOR || sb.geo.raid_disks != stripes + 1
-        {
+        if stripes != data || sb.reshape_position != MAX_SECTOR || sb.num_devices != stripes + 1 {
             return Err("Device count is incorrect. Forgotten \"lvconvert --stripes\"?".into());
         }
         let t = Table {
