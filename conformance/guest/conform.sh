@@ -65,6 +65,12 @@
 #                                sectors per member (M: the status total; the model's N
 #                                blocks of DEV per member), or it ended; ADVANCE + STEP
 #   sb NAME [K]                  SB line: the dm-raid superblock of ${LV}_rmeta_K (0)
+#   reload_at_reshape_end NAME   `dmsetup table | load` while the superblock records an ended,
+#                                uncommitted reshape (rc 1: the window never came)
+#   suspend_at_reshape_end NAME [--noflush]  dmsetup suspend as soon as the status shows the
+#                                reshape ended (rc 1: no end seen)
+#   set_write_delay NAME MS      writes to the PVs take MS ms (USE_DELAY=1 before setup_vg
+#                                puts the PVs on dm-delay devices over the loops)
 #   write_all [NAME]             write the pattern over the whole LV; sets the
 #                                checksum reference extent
 #   io_write NAME WHERE [LEN]    pattern write, O_DIRECT (a step + IO line)
@@ -721,7 +727,132 @@ mount_lv() { step mount mount -t ext4 "$DEVPATH" /mnt; }
 umount_lv() { step umount umount /mnt; }
 
 # ---------------------------------------------------------- LVM / dm helpers
+# _delay_setup: a dm-delay device dlyN over each loop device (no delay yet); the PVs go on
+# them and lvm stops seeing the loops (set_write_delay slows their writes later).
+_delay_setup() {
+    local i=0 l n d=
+    for l in $LOOPS; do
+        n=$(blockdev --getsz "$l")
+        dmsetup create "dly$i" --table "0 $n delay $l 0 0 $l 0 0" || return 1
+        d="$d /dev/mapper/dly$i"
+        i=$((i + 1))
+    done
+    echo "$LOOPS" >"$C_DIR/delay_loops"
+    LOOPS=${d# }
+    sed -i 's#"a|^/dev/loop\[0-9\]+\$|", ##' /etc/lvm/lvm.conf
+    note "PVs on dm-delay: $LOOPS"
+}
+
+# set_write_delay NAME MS: every write to a PV now takes MS ms (reads are not delayed).
+set_write_delay() {
+    local name=$1 ms=$2 i=0 l n start rc=0
+    _now
+    start=$NOW
+    for l in $(cat "$C_DIR/delay_loops"); do
+        n=$(blockdev --getsz "$l")
+        if ! dmsetup load "dly$i" --table "0 $n delay $l 0 0 $l 0 $ms" ||
+            ! dmsetup resume "dly$i"; then
+            rc=1
+        fi
+        i=$((i + 1))
+    done
+    _now
+    emit "STEP $name rc=$rc dur_ms=$((NOW - start)) blocked=0"
+    note "write delay ${ms} ms"
+    return $rc
+}
+
+# _sb_inconclusive: SBDUMP of rmeta_0 (in $B_OUT) records no active reshape, yet a layout,
+# chunk or disk-count change: the end of a reshape written before raid5_finish_reshape
+# committed it. Sets SB_EVENTS.
+_sb_inconclusive() {
+    local w k v flags= layout= nl= ss= nss= dd=
+    for w in $B_OUT; do
+        k=${w%%=*} v=${w#*=}
+        case $k in
+            events) SB_EVENTS=$v ;; flags) flags=$v SB_FLAGS=$v ;; layout) layout=$v ;;
+            new_layout) nl=$v ;; stripe_sectors) ss=$v ;; new_stripe_sectors) nss=$v ;;
+            delta_disks) dd=$v ;;
+        esac
+    done
+    [ $((flags & 1)) = 0 ] && { [ "$layout" != "$nl" ] || [ "$ss" != "$nss" ] || [ "$dd" != 0 ]; }
+}
+
+# reload_at_reshape_end NAME [SECS]: wait (120 s) until the superblock records an ended but
+# uncommitted reshape, then `dmsetup table | dmsetup load`; done (rc 0) when the superblock
+# read before and after the load is that same one (the new instance's ctr read it), else
+# try again; rc 1 ("missed") once the end is committed or the deadline passes.
+reload_at_reshape_end() {
+    local name=$1 secs=${2:-120} start lim ev1 tries=0 active=0
+    _now
+    start=$NOW
+    lim=$((NOW + secs * 1000))
+    while :; do
+        _now
+        [ "$NOW" -ge "$lim" ] && break
+        if ! _bounded 5 conftool sb "/dev/mapper/$VG-${LV}_rmeta_0" || [ "$B_RC" != 0 ]; then
+            sleep 0.05
+            continue
+        fi
+        if _sb_inconclusive; then
+            ev1=$SB_EVENTS
+            tries=$((tries + 1))
+            _bounded 10 sh -c "dmsetup table $DMDEV | dmsetup load $DMDEV"
+            if _bounded 5 conftool sb "/dev/mapper/$VG-${LV}_rmeta_0" && _sb_inconclusive &&
+                [ "$SB_EVENTS" = "$ev1" ]; then
+                _now
+                note "loaded in the window (events $ev1, try $tries)"
+                emit "STEP $name rc=0 dur_ms=$((NOW - start)) blocked=0"
+                return 0
+            fi
+        elif [ $((SB_FLAGS & 1)) = 1 ]; then
+            active=1
+        elif [ "$active" = 1 ]; then
+            break # the end was committed before a load landed in the window
+        fi
+        sleep 0.02
+    done
+    _now
+    note "reload_at_reshape_end: no window (tries $tries)"
+    emit "STEP $name rc=1 dur_ms=$((NOW - start)) blocked=0"
+    return 1
+}
+
+# suspend_at_reshape_end NAME [--noflush]: poll dmsetup status as fast as the shell can until
+# the reshape has ended (idle, N == M, a data offset other than the reshape's: end_reshape
+# ran and DONE is set), then `dmsetup suspend` at once, hoping to take reconfig_mutex before
+# the daemon reaps. rc 1 ("missed") if no end is seen within 120 s.
+suspend_at_reshape_end() {
+    local name=$1 start lim doff= rc
+    shift
+    _now
+    start=$NOW
+    lim=$((NOW + 120000))
+    while :; do
+        if _bounded 5 dmsetup status "$DMDEV" && [ "$B_RC" = 0 ]; then
+            _parse_status "$B_OUT"
+            [ -e "$C_DIR/reshape_doff" ] && read -r doff <"$C_DIR/reshape_doff"
+            if [ "$ST_ACTION" = idle ] && [ "$ST_N" = "$ST_M" ] && [ -n "$doff" ] &&
+                [ "$ST_DOFF" != "$doff" ]; then
+                dmsetup suspend "$@" "$DMDEV"
+                rc=$?
+                _now
+                emit "STEP $name rc=$rc dur_ms=$((NOW - start)) blocked=0"
+                return $rc
+            fi
+        fi
+        _now
+        [ "$NOW" -ge "$lim" ] && break
+    done
+    emit "STEP $name rc=1 dur_ms=$((NOW - start)) blocked=0"
+    return 1
+}
+
 setup_vg() {
+    if [ "${USE_DELAY:-0}" = 1 ] && ! _delay_setup; then
+        emit "STEP pvcreate rc=1 dur_ms=0 blocked=0"
+        return 1
+    fi
     # shellcheck disable=SC2086
     step pvcreate pvcreate -y $LOOPS
     # shellcheck disable=SC2086

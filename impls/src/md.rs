@@ -1223,6 +1223,9 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
             }
         )
     });
+    // md_super_wait(): the writes are IO; other tasks run until they complete (and can
+    // read the superblock from the members meanwhile).
+    k.pre();
     let q = k.mddevs[m].sb_wait;
     k.wake_up(q);
     if k.test_bit(m, MD_RECOVERY_RUNNING) {

@@ -69,12 +69,15 @@ pub fn op_array(op: &Op) -> Option<&str> {
     match op {
         Op::Load { dev, .. }
         | Op::Reload { dev }
+        | Op::ReloadAtReshapeEnd { dev }
+        | Op::SuspendAtReshapeEnd { dev, .. }
         | Op::Suspend { dev, .. }
         | Op::Resume { dev }
         | Op::Remove { dev }
         | Op::Message { dev, .. }
         | Op::Status { dev }
         | Op::Advance { dev, .. }
+        | Op::Delay { dev, .. }
         | Op::Activate { dev }
         | Op::Deactivate { dev }
         | Op::Stripes { dev, .. }
@@ -109,8 +112,10 @@ fn sync_action_of(k: &mut K, name: &str) -> &'static str {
 /// An op error as one word: the errno name a kernel op returned (`EINVAL`), or `failed` for
 /// a refusal of lvm's own.
 fn result_word(e: &str) -> String {
-    if e.starts_with("stalled") {
-        return "stalled".into();
+    for word in ["stalled", "missed"] {
+        if e.starts_with(word) {
+            return word.into();
+        }
     }
     let w = e
         .split(|c: char| !c.is_ascii_alphanumeric())
@@ -151,6 +156,46 @@ fn exec_op(k: &mut K, op: &Op) -> R {
             let d = dev(k, name);
             errno(table_load(k, d, table))
         }
+        Op::ReloadAtReshapeEnd { dev: name } => {
+            let d = dev(k, name);
+            let mem = k.dms[d].members;
+            // The guest polls the metadata sub-device: the superblock must record an ended,
+            // uncommitted reshape (or the end was committed / there is no reshape: missed).
+            poll(k, |w| {
+                let sb = &w.members[mem].sb;
+                sb.ended_unfinished || !sb.reshape_active()
+            });
+            if !k.members[mem].sb.ended_unfinished {
+                return Err("missed (no reshape end in progress)".into());
+            }
+            exec_op(
+                k,
+                &Op::Reload {
+                    dev: name.to_string(),
+                },
+            )
+        }
+        Op::SuspendAtReshapeEnd { dev: name, noflush } => {
+            let d = dev(k, name);
+            // The guest polls dmsetup status: idle with the new data offset means end_reshape
+            // ran and DONE is set; the thread is reaped only later by the daemon.
+            let ended = move |w: &md_model::sched::World| -> Option<bool> {
+                let m = w.dms[d].live?;
+                let md = &w.mddevs[m];
+                Some(md.reshape_ended_unfinished && md.test(MD_RECOVERY_DONE))
+            };
+            poll(k, |w| {
+                ended(w).unwrap_or(true)
+                    || w.dms[d].live.is_some_and(|m| {
+                        w.mddevs[m].reshape_position == MAX_SECTOR
+                            && w.mddevs[m].sync_thread.is_none()
+                    })
+            });
+            if !ended(&*k).unwrap_or(false) {
+                return Err("missed (the reshape end was reaped first)".into());
+            }
+            errno(dm_suspend(k, d, *noflush))
+        }
         Op::Reload { dev: name } => {
             let d = dev(k, name);
             let live = k.dms[d].live.ok_or("no live table")?;
@@ -185,6 +230,8 @@ fn exec_op(k: &mut K, op: &Op) -> R {
             Ok(())
         }
         Op::Advance { dev: name, by } => advance(k, name, *by),
+        // Timing only: the model has no time to slow down.
+        Op::Delay { .. } => Ok(()),
         Op::Activate { dev: name } => lvchange_ay(k, name),
         Op::Deactivate { dev: name } => {
             let d = dev(k, name);
@@ -272,6 +319,15 @@ fn checkpoint(k: &mut K, name: &str) -> Option<u64> {
     let m = serving(k, name)?;
     let mem = &k.members[k.mddevs[m].members];
     sb_checkpoint(&mem.sb, mem.dev_data)
+}
+
+/// A user-space polling loop (the guest re-reads status or the superblock as fast as it
+/// can): runnable at every step until `cond` holds, so it can act inside any window that
+/// spans a preemption point.
+fn poll(k: &mut K, cond: impl Fn(&md_model::sched::World) -> bool) {
+    while !cond(k) {
+        k.yield_now();
+    }
 }
 
 /// `advance LV N`: the guest polls `dmsetup status` until the reshape position moved by N

@@ -63,6 +63,21 @@ pub enum Op {
     Reload {
         dev: String,
     },
+    /// The same load, issued while the reshape's end is on disk but not committed: after
+    /// end_reshape's superblock write and before raid5_finish_reshape's (the window of
+    /// finding `sb-before-finish-reshape`). It waits for that window; `missed` if the
+    /// reshape committed its end first, or there is no reshape to end.
+    ReloadAtReshapeEnd {
+        dev: String,
+    },
+    /// `dmsetup suspend` issued as soon as the reshape has ended (end_reshape ran, DONE is
+    /// set: the status reads idle with the new data offset) and before the daemon reaped the
+    /// thread (the window of finding `intr-after-end-reshape`). `missed` if the reap came
+    /// first.
+    SuspendAtReshapeEnd {
+        dev: String,
+        noflush: bool,
+    },
     Suspend {
         dev: String,
         noflush: bool,
@@ -147,6 +162,13 @@ pub enum Op {
     Advance {
         dev: String,
         by: u32,
+    },
+    /// Slow the writes of the array's member devices to `ms` milliseconds each (dm-delay under
+    /// the PVs in the VM, as lvm2's `aux delay_dev`): a timing knob that widens windows on a
+    /// real kernel. The model has no time: a no-op there.
+    Delay {
+        dev: String,
+        ms: u32,
     },
     /// Wait for the next timer tick.
     Sleep,

@@ -9,9 +9,12 @@
 //! lvm: lvchange -an lv
 //! lvm: wait_for_sync lv
 //! lvm: dmsetup load lv raid5_ls legs=4 chunk=2 [delta_disks=N] [data_offset=N] [nosync]
-//! lvm: dmsetup reload lv | suspend [--noflush] lv | resume lv | remove lv | message lv WORD
+//! lvm: dmsetup reload lv [at-reshape-end] | suspend [--noflush] lv [at-reshape-end]
+//! lvm: dmsetup resume lv | remove lv
+//! lvm: dmsetup message lv WORD
 //! adm: sysfs md0 sync_action WORD | array_state WORD | sync_max N|max | raid_disks N
 //! mon: dmsetup status lv | advance lv N (the reshape checkpoint moves N blocks per member)
+//! lvm: delay lv MS (the VM slows the member devices' writes; no-op in the model)
 //! io0: read lv START LEN | read lv across|ahead|behind LEN | write ... | fsck lv | sleep
 //! schedule 3 0 1
 //! expect v6.7 hang H1
@@ -339,6 +342,7 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
         "sleep",
         "after",
         "advance",
+        "delay",
     ])?;
     Ok(match cmd {
         "dmsetup" => match l.expect_word(&[
@@ -374,17 +378,26 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
                 }
                 Op::Load { dev, table: t }
             }
-            "reload" => Op::Reload {
-                dev: array_ref(l, s, ArrayKind::Dm)?,
-            },
+            "reload" => {
+                let dev = array_ref(l, s, ArrayKind::Dm)?;
+                if l.peek() == Some("at-reshape-end") {
+                    l.pos += 1;
+                    Op::ReloadAtReshapeEnd { dev }
+                } else {
+                    Op::Reload { dev }
+                }
+            }
             "suspend" => {
                 let noflush = l.peek() == Some("--noflush");
                 if noflush {
                     l.pos += 1;
                 }
-                Op::Suspend {
-                    dev: array_ref(l, s, ArrayKind::Dm)?,
-                    noflush,
+                let dev = array_ref(l, s, ArrayKind::Dm)?;
+                if l.peek() == Some("at-reshape-end") {
+                    l.pos += 1;
+                    Op::SuspendAtReshapeEnd { dev, noflush }
+                } else {
+                    Op::Suspend { dev, noflush }
                 }
             }
             "resume" => Op::Resume {
@@ -518,6 +531,18 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
             }
             Op::Advance { dev, by }
         }
+        "delay" => {
+            let dev = array_ref(l, s, ArrayKind::Dm)?;
+            let col = l.col();
+            let ms: u32 = l.number("a write delay in milliseconds")?;
+            if ms > 10_000 {
+                return Err(l.err(
+                    col,
+                    format!("expected a write delay of at most 10000 ms, found {ms}"),
+                ));
+            }
+            Op::Delay { dev, ms }
+        }
         "after" => {
             let col = l.col();
             let n: usize = l.number("an op number")?;
@@ -570,6 +595,12 @@ impl fmt::Display for Op {
                 Ok(())
             }
             Op::Reload { dev } => write!(f, "dmsetup reload {dev}"),
+            Op::ReloadAtReshapeEnd { dev } => write!(f, "dmsetup reload {dev} at-reshape-end"),
+            Op::SuspendAtReshapeEnd { dev, noflush } => write!(
+                f,
+                "dmsetup suspend {}{dev} at-reshape-end",
+                if *noflush { "--noflush " } else { "" }
+            ),
             Op::Suspend { dev, noflush } => write!(
                 f,
                 "dmsetup suspend {}{dev}",
@@ -580,6 +611,7 @@ impl fmt::Display for Op {
             Op::Message { dev, word } => write!(f, "dmsetup message {dev} {word}"),
             Op::Status { dev } => write!(f, "dmsetup status {dev}"),
             Op::Advance { dev, by } => write!(f, "advance {dev} {by}"),
+            Op::Delay { dev, ms } => write!(f, "delay {dev} {ms}"),
             Op::Activate { dev } => write!(f, "lvchange -ay {dev}"),
             Op::Deactivate { dev } => write!(f, "lvchange -an {dev}"),
             Op::Permission { dev, writable } => {
