@@ -171,6 +171,7 @@ fn kernels() {
             Series::V2 => "v2 series",
             Series::Merged68 => "merged 6.8",
             Series::Merged69 => "merged 6.9",
+            Series::Later(r) => r,
         };
         let note = if p.changes.is_empty() {
             format!("  [no behaviour modelled: {}]", p.note)

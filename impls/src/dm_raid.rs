@@ -500,6 +500,11 @@ pub fn raid_presuspend(k: &mut K, m: MdId) {
         // 41425f96d7aa: raid_message refuses from here on.
         rs_set(k, m, RT_FLAG_RS_FROZEN);
     }
+    if k.k.has(Change::DmSuspendingGatesRefusal) {
+        // 1d24d4c1ea1d "dm-raid: only requeue bios when dm is suspending": set before the
+        // reshape_interrupted test below, so the woken waiters are handed back.
+        k.mddevs[m].dm_suspending = true;
+    }
     // 5625ff8b72b0: wake the reshape waiters only if the reshape is interrupted right now;
     // raid456's prepare_suspend comes with 41425f96d7aa.
     if k.k.has(Change::MergedPresuspendPrepares)
@@ -521,6 +526,14 @@ pub fn raid_postsuspend(k: &mut K, m: MdId) {
         if !k.k.has(Change::V2NoMddevSuspend) {
             md::mddev_suspend(k, m, false);
         }
+        if k.k.has(Change::PostsuspendReadOnly) {
+            // 55dcfdf8af9c "dm raid: use proper md_ro_state enumerators"
+            k.mddevs[m].ro = Ro::MdRdonly;
+        }
+    }
+    if k.k.has(Change::DmSuspendingGatesRefusal) {
+        // 1d24d4c1ea1d: cleared on every postsuspend.
+        k.mddevs[m].dm_suspending = false;
     }
     if really_frozen(k) && k.mddevs[m].sync_thread.is_some() {
         let name = k.mddevs[m].name.clone();

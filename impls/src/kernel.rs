@@ -5,7 +5,7 @@
 //! lands, with the commit id and title beside the test. Patches that carry the same hunk
 //! (v2 patch 1 and merged 1baae052cccd, say) bring the same `Change`.
 //!
-//! Names: `v6.7`, `v6.7+v2`, `v6.9`, and any base with `+name,name` / `-name` edits, where a
+//! Names: `v6.7`, `v6.7+v2`, `v6.9`, `v7.3`, and any base with `+name,name` / `-name` edits, where a
 //! name is a v2 patch (`p1`..`p11`, ranges `p1-p4`) or a commit id (12 hex digits) of the
 //! merged series or of the v6.7 base (`-c467e97f079f` removes that base commit).
 
@@ -58,6 +58,20 @@ pub enum Change {
     WaitReshapeRequeues,
     /// 95009ae904b1 "dm-raid: fix lockdep waring in "pers->hot_add_disk"".
     ResumeLocksRestore,
+    /// 1d24d4c1ea1d / 97cb8be0fd4c "dm-raid: only requeue bios when dm is suspending" (v7.2):
+    /// MD_DM_SUSPENDING from raid_presuspend to raid_postsuspend; make_stripe_request hands a
+    /// dm bio across an interrupted reshape back only while it is set, else the bio waits.
+    DmSuspendingGatesRefusal,
+    /// 55dcfdf8af9c "dm raid: use proper md_ro_state enumerators" (v6.18): raid_postsuspend
+    /// sets ro = MD_RDONLY after mddev_suspend (raid_resume sets MD_RDWR again).
+    PostsuspendReadOnly,
+    /// cefcb9297fbd "md raid: fix hang when stopping arrays with metadata through dm-raid"
+    /// (v7.0): __md_stop_writes quiesces only an array that is read-write or not dm.
+    StopWritesSkipsQuiesceForDmRo,
+    /// 8ff59a72478d "md: move finish_reshape to md_finish_sync()" (v7.0): pers->finish_reshape
+    /// runs at the end of md_do_sync (the sync thread, no reconfig_mutex), interrupted or not,
+    /// not in md_reap_sync_thread.
+    FinishReshapeInSyncThread,
 }
 
 /// Where a patch comes from.
@@ -71,6 +85,8 @@ pub enum Series {
     Merged68,
     /// Merged for 6.9 (dmraid-fix-6.9, v6.9-rc1).
     Merged69,
+    /// A later lifecycle change, merged for the release named (the road to v7.3).
+    Later(&'static str),
 }
 
 pub struct Patch {
@@ -285,6 +301,126 @@ pub const PATCHES: &[Patch] = &[
         changes: &[C::ResumeLocksRestore],
         note: "",
     },
+    // --- after v6.9, up to 7.3.4 (Debian's linux-source-7.3 against linux-source-6.12) ---
+    Patch {
+        name: "55dcfdf8af9c",
+        title: "dm raid: use proper md_ro_state enumerators",
+        series: S::Later("v6.18"),
+        changes: &[C::PostsuspendReadOnly],
+        note: "",
+    },
+    Patch {
+        name: "082d680faf26",
+        title: "Factor out code into md_should_do_recovery()",
+        series: S::Later("v6.19"),
+        changes: &[],
+        note: "md_check_recovery's early return moved into a helper, term by term the same",
+    },
+    Patch {
+        name: "be4addb1914f",
+        title: "dm: Fix deadlock when reloading a multipath table",
+        series: S::Later("v6.19"),
+        changes: &[],
+        note: "DMF_NOFLUSH_SUSPENDING now lasts until resume; no dm-raid bio is mapped in between",
+    },
+    Patch {
+        name: "cefcb9297fbd",
+        title: "md raid: fix hang when stopping arrays with metadata through dm-raid",
+        series: S::Later("v7.0"),
+        changes: &[C::StopWritesSkipsQuiesceForDmRo],
+        note: "",
+    },
+    Patch {
+        name: "6dd3aa08e83b",
+        title: "md: factor out sync completion update into helper",
+        series: S::Later("v7.0"),
+        changes: &[],
+        note: "md_finish_sync() as a helper; the behaviour moves with 8ff59a72478d",
+    },
+    Patch {
+        name: "8ff59a72478d",
+        title: "md: move finish_reshape to md_finish_sync()",
+        series: S::Later("v7.0"),
+        changes: &[C::FinishReshapeInSyncThread],
+        note: "",
+    },
+    Patch {
+        name: "cc0dab317acb",
+        title: "md: update curr_resync_completed even when MD_RECOVERY_INTR is set",
+        series: S::Later("v7.0"),
+        changes: &[],
+        note: "the model's resync already records its position at every step",
+    },
+    Patch {
+        name: "af9c40ff5aed",
+        title: "md: remove MD_RECOVERY_ERROR handling and simplify resync_offset update",
+        series: S::Later("v7.0"),
+        changes: &[],
+        note: "sync IO errors are not modelled (no failing legs)",
+    },
+    Patch {
+        name: "418b3e64e445",
+        title: "md/raid5: Fix UAF on IO across the reshape position",
+        series: S::Later("v7.1"),
+        changes: &[],
+        note: "a refused bio now waits for its attached stripes first; requeue or EIO as before",
+    },
+    Patch {
+        name: "1d24d4c1ea1d",
+        title: "dm-raid: only requeue bios when dm is suspending",
+        series: S::Later("v7.2"),
+        changes: &[C::DmSuspendingGatesRefusal],
+        note: "",
+    },
+    Patch {
+        name: "97cb8be0fd4c",
+        title: "dm-raid: only requeue bios when dm is suspending",
+        series: S::Later("v7.2"),
+        changes: &[C::DmSuspendingGatesRefusal],
+        note: "",
+    },
+    Patch {
+        name: "ffd3e73d6e0c",
+        title: "md: add helper to split bios at reshape offset",
+        series: S::Later("v7.3"),
+        changes: &[],
+        note: "dm-raid bios never straddle reshape_position (chunk-sized, position moves in units)",
+    },
+    Patch {
+        name: "661102bb87e4",
+        title: "md/raid5: split reshape bios before bitmap accounting",
+        series: S::Later("v7.3"),
+        changes: &[],
+        note: "as ffd3e73d6e0c",
+    },
+    Patch {
+        name: "788e4139463f",
+        title: "md/raid5: fix reshape deadlock while failed devices more than max degraded",
+        series: S::Later("v7.3"),
+        changes: &[],
+        note: "failing legs are not modelled",
+    },
+    Patch {
+        name: "85764f475f3b",
+        title: "md/raid5: complete discard bios while reshape is active",
+        series: S::Later("v7.3"),
+        changes: &[],
+        note: "discards are not modelled",
+    },
+    Patch {
+        name: "3fe5b7c9fb72",
+        title: "md: remove REQ_NOWAIT support from raid1/10/456",
+        series: S::Later("v7.3"),
+        changes: &[],
+        note: "REQ_NOWAIT bios are not modelled",
+    },
+    Patch {
+        name: "798d79a7e4b0",
+        title: "md: suspend array when sync_action=reshape",
+        series: S::Later("v7.3"),
+        changes: &[],
+        note: "md sysfs only; the model starts md reshapes through raid_disks",
+    },
 ];
 
 /// The named kernels `mdfuzz kernels` lists.
@@ -292,6 +428,7 @@ pub const NAMED: &[(&str, &str)] = &[
     ("v6.7", "pre-fix: the v6.7 tag (includes c467e97f079f and f52f5c71f3d4)"),
     ("v6.7+v2", "v6.7 + the 11 patches of \"[PATCH v2 00/11] dm-raid: fix v6.7 regressions\""),
     ("v6.9", "v6.7 + the 6 commits merged for 6.8 + the 9 of \"fix v6.7 regressions part2\" merged for 6.9"),
+    ("v7.3", "v6.9 + the lifecycle changes up to 7.3.4 (Debian's linux-source-7.3 against 6.12)"),
 ];
 
 #[derive(Clone)]
@@ -330,9 +467,14 @@ impl Kernel {
         match base {
             "v6.7" => {}
             "v6.9" => set.extend(PATCHES.iter().filter(|p| matches!(p.series, S::Merged68 | S::Merged69))),
+            "v7.3" => set.extend(
+                PATCHES
+                    .iter()
+                    .filter(|p| matches!(p.series, S::Merged68 | S::Merged69 | S::Later(_))),
+            ),
             _ => {
                 return Err(KernelError(format!(
-                    "unknown kernel `{spec}`: expected v6.7 or v6.9, optionally followed by +patches or -patches (see `mdfuzz kernels`)"
+                    "unknown kernel `{spec}`: expected v6.7, v6.9 or v7.3, optionally followed by +patches or -patches (see `mdfuzz kernels`)"
                 )))
             }
         }
@@ -453,6 +595,27 @@ mod tests {
         assert!(v69.has(C::WaitReshapeRequeues) && v69.has(C::MergedReallyFrozen));
         assert!(!v69.has(C::V2ReallyFrozen) && !v69.has(C::V2NoMddevSuspend));
         assert_eq!(v69.patches().len(), 2 + 15);
+    }
+
+    #[test]
+    fn v7_3_is_v6_9_plus_the_later_gates() {
+        let v73 = Kernel::parse("v7.3").unwrap();
+        assert!(v73.has(C::WaitReshapeRequeues) && v73.has(C::MergedReallyFrozen));
+        assert!(v73.has(C::DmSuspendingGatesRefusal) && v73.has(C::FinishReshapeInSyncThread));
+        assert!(v73.has(C::PostsuspendReadOnly) && v73.has(C::StopWritesSkipsQuiesceForDmRo));
+        assert!(!Kernel::parse("v6.9")
+            .unwrap()
+            .has(C::DmSuspendingGatesRefusal));
+        // Both commits carry the same hunk: dropping one keeps the gate.
+        assert!(Kernel::parse("v7.3-1d24d4c1ea1d")
+            .unwrap()
+            .has(C::DmSuspendingGatesRefusal));
+        assert!(!Kernel::parse("v7.3-1d24d4c1ea1d-97cb8be0fd4c")
+            .unwrap()
+            .has(C::DmSuspendingGatesRefusal));
+        assert!(Kernel::parse("v6.9+8ff59a72478d")
+            .unwrap()
+            .has(C::FinishReshapeInSyncThread));
     }
 
     #[test]

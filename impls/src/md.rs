@@ -511,6 +511,14 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
     k.pre();
     // The final sync_request: for a reshape, end_reshape (only if INTR is clear).
     raid5::raid5_sync_request(k, m, max, max);
+    if reshape && k.k.has(Change::FinishReshapeInSyncThread) && k.mddevs[m].curr_resync > 3 {
+        // 8ff59a72478d "md: move finish_reshape to md_finish_sync()": md_finish_sync(RESHAPE)
+        // calls pers->finish_reshape here, in the sync thread, interrupted or not. Another
+        // CPU may set INTR between end_reshape and it.
+        k.pre();
+        intr_after_end_reshape_check(k, m);
+        raid5::raid5_finish_reshape(k, m);
+    }
     if sync && !k.test_bit(m, MD_RECOVERY_CHECK) {
         if !k.test_bit(m, MD_RECOVERY_INTR) {
             k.mddevs[m].recovery_cp = MAX_SECTOR;
@@ -654,7 +662,11 @@ pub fn md_reap_sync_thread(k: &mut K, m: MdId) {
     md_unregister_sync_thread(k, m);
     k.mddevs[m].sync_seq += 1;
     // spare_active(): spares are not modelled.
-    if k.test_bit(m, MD_RECOVERY_RESHAPE) && k.mddevs[m].pers {
+    // 8ff59a72478d "md: move finish_reshape to md_finish_sync()": not here any more.
+    if k.test_bit(m, MD_RECOVERY_RESHAPE)
+        && k.mddevs[m].pers
+        && !k.k.has(Change::FinishReshapeInSyncThread)
+    {
         intr_after_end_reshape_check(k, m);
         raid5::raid5_finish_reshape(k, m);
     }
@@ -974,8 +986,14 @@ pub fn __md_stop_writes(k: &mut K, m: MdId) {
         // 16c4770c75b1 moved this stop into md_stop_writes.
         stop_sync_thread(k, m, true, false);
     }
-    // del_timer_sync(safemode); quiesce(1); quiesce(0)
-    raid5::raid5_quiesce(k, m);
+    // del_timer_sync(safemode); quiesce(1); quiesce(0). cefcb9297fbd "md raid: fix hang when
+    // stopping arrays with metadata through dm-raid": not for a read-only dm array.
+    if !k.k.has(Change::StopWritesSkipsQuiesceForDmRo)
+        || md_is_rdwr(&k.mddevs[m])
+        || !k.mddevs[m].is_dm
+    {
+        raid5::raid5_quiesce(k, m);
+    }
     if md_is_rdwr(&k.mddevs[m]) && (!k.mddevs[m].in_sync || k.mddevs[m].sb_flags != 0) {
         k.mddevs[m].in_sync = true;
         md_update_sb(k, m, true);
@@ -1270,6 +1288,7 @@ pub fn mddev_alloc(k: &mut K, name: String, members: usize, is_dm: bool) -> MdId
         reshape_position: MAX_SECTOR,
         reshape_backwards: false,
         reshape_ended_unfinished: false,
+        dm_suspending: false,
         recovery_cp: MAX_SECTOR,
         resync_min: 0,
         resync_max: MAX_SECTOR,

@@ -259,6 +259,9 @@ pub struct Mddev {
     /// Model bookkeeping: end_reshape ran (INTR clear), raid5_finish_reshape has not
     /// committed layout / chunk / delta_disks yet (or skipped it: INTR came in between).
     pub reshape_ended_unfinished: bool,
+    /// `MD_DM_SUSPENDING` in `mddev->flags` (1d24d4c1ea1d): set by raid_presuspend, cleared
+    /// by raid_postsuspend.
+    pub dm_suspending: bool,
     pub recovery_cp: Sector,
     pub resync_min: Sector,
     pub resync_max: Sector,

@@ -497,7 +497,13 @@ fn make_stripe_request(k: &mut K, m: MdId, bio: usize, b: Sector) -> StripeResul
             k.trace(|| format!("io across reshape position while reshape can't make progress: block {b} -> EIO"));
             return StripeResult::Fail;
         }
-        if k.k.has(Change::WaitReshapeRequeues) && reshape_interrupted(&k.mddevs[m]) {
+        // 1d24d4c1ea1d "dm-raid: only requeue bios when dm is suspending": a dm bio is
+        // handed back only while MD_DM_SUSPENDING is set; otherwise it waits for the reshape.
+        let may_requeue = !k.k.has(Change::DmSuspendingGatesRefusal)
+            || !k.mddevs[m].is_dm
+            || k.mddevs[m].dm_suspending;
+        if k.k.has(Change::WaitReshapeRequeues) && reshape_interrupted(&k.mddevs[m]) && may_requeue
+        {
             // 41425f96d7aa: hand the bio back (BLK_STS_RESOURCE).
             refused(k, m, bio);
             k.trace(|| format!("io across reshape position while reshape can't make progress: block {b} -> WAIT_RESHAPE"));

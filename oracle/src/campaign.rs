@@ -38,6 +38,7 @@ pub const KNOWN_FINDINGS: &[&str] = &[
     "stale-ctr-position",
     "intr-after-end-reshape",
     "sb-before-finish-reshape",
+    "orphaned-reshape",
 ];
 
 pub fn is_known(o: &Outcome) -> bool {

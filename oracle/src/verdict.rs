@@ -4,7 +4,7 @@
 //! Order of precedence when a run shows several failures: Corruption, UnexpectedIoError,
 //! Hang (the broken invariants are listed in its detail), InvariantViolation (the first rule
 //! broken). A verdict carries a token: the hang
-//! mechanism (`H1`..`H5`, `livelock`, `other`), the invariant's name, or for a pass `eio` /
+//! mechanism (`H1`..`H5`, `orphaned-reshape`, `livelock`, `other`), the invariant's name, or for a pass `eio` /
 //! `requeued` when the post-fix kernels failed or requeued IO across a stalled reshape.
 
 use crate::scenario::{Expect, VerdictKind};
@@ -55,11 +55,26 @@ pub fn classify_hang(w: &World) -> &'static str {
         return "H5";
     }
     if !sleeping("stop_sync_thread: waiting for MD_RECOVERY_RUNNING") && !sleeping("kthread_stop") {
-        return if sleeping("raid5_make_request: waiting for reshape") {
-            "H5"
-        } else {
-            "other"
-        };
+        if !sleeping("raid5_make_request: waiting for reshape") {
+            return "other";
+        }
+        // IO waits for a reshape that was interrupted and that nothing will restart: no
+        // thread, RUNNING / NEEDED / FROZEN / WAIT all clear, read-write, no suspend coming
+        // (a `frozen` / `idle` message that returned -EINVAL leaves this). 7.2's
+        // 1d24d4c1ea1d makes such IO wait instead of failing: a hang of its own cause.
+        let orphaned = w.mddevs.iter().any(|md| {
+            !md.stopped
+                && md.reshape_position != MAX_SECTOR
+                && md.sync_thread.is_none()
+                && md_is_rdwr(md)
+                && md.suspended == 0
+                && !md.dm_suspending
+                && !md.test(MD_RECOVERY_RUNNING)
+                && !md.test(MD_RECOVERY_NEEDED)
+                && !md.test(MD_RECOVERY_FROZEN)
+                && !md.test(MD_RECOVERY_WAIT)
+        });
+        return if orphaned { "orphaned-reshape" } else { "H5" };
     }
     for md in w.mddevs.iter().filter(|m| m.test(MD_RECOVERY_RUNNING)) {
         let done = md.test(MD_RECOVERY_DONE);
