@@ -11,10 +11,10 @@
 # [A-Za-z0-9_.:+-]+; <n> is a decimal integer; trailing key=value fields may
 # be added in later versions, parsers must ignore unknown ones.
 #   BOOT kernel=<release> modules=<n> modfail=<n> disks=<n> disk_mb=<n> uptime_ms=<n>
-#   STEP <name> rc=<n> dur_ms=<n> blocked=0
+#   STEP <name> rc=<n> dur_ms=<n> blocked=0 end_ms=<n>   (end_ms: guest uptime at the return)
 #   STEP <name> rc=- dur_ms=<n> blocked=1          (still running at deadline)
 #   BEGIN STACKS <name> / END STACKS <name>         (lines between start with "| ")
-#   LATE <name> rc=<n> after_ms=<n>                 (blocked step finished later;
+#   LATE <name> rc=<n> after_ms=<n> end_ms=<n>      (blocked step finished later;
 #                                                    after_ms counts from its start)
 #   LATE <name> still-blocked after_ms=<n>
 #   ERR <name> <text>                               (last stderr lines of the step)
@@ -220,7 +220,7 @@ join() {
     done
     if [ -e "$d/rc" ]; then
         read -r rc end <"$d/rc"
-        emit "STEP $name rc=$rc dur_ms=$((end - start)) blocked=0"
+        emit "STEP $name rc=$rc dur_ms=$((end - start)) blocked=0 end_ms=$end"
         _step_tail "$name" "done"
         return "$rc"
     fi
@@ -264,7 +264,7 @@ recheck() {
         read -r start <"$d/start"
         if [ -e "$d/rc" ]; then
             read -r rc end <"$d/rc"
-            emit "LATE $name rc=$rc after_ms=$((end - start))"
+            emit "LATE $name rc=$rc after_ms=$((end - start)) end_ms=$end"
             _step_tail "$name" late
         else
             _now
@@ -757,7 +757,7 @@ set_write_delay() {
         i=$((i + 1))
     done
     _now
-    emit "STEP $name rc=$rc dur_ms=$((NOW - start)) blocked=0"
+    emit "STEP $name rc=$rc dur_ms=$((NOW - start)) blocked=0 end_ms=$NOW"
     note "write delay ${ms} ms"
     return $rc
 }
@@ -802,7 +802,7 @@ reload_at_reshape_end() {
                 [ "$SB_EVENTS" = "$ev1" ]; then
                 _now
                 note "loaded in the window (events $ev1, try $tries)"
-                emit "STEP $name rc=0 dur_ms=$((NOW - start)) blocked=0"
+                emit "STEP $name rc=0 dur_ms=$((NOW - start)) blocked=0 end_ms=$NOW"
                 return 0
             fi
         elif [ $((SB_FLAGS & 1)) = 1 ]; then
@@ -814,7 +814,7 @@ reload_at_reshape_end() {
     done
     _now
     note "reload_at_reshape_end: no window (tries $tries)"
-    emit "STEP $name rc=1 dur_ms=$((NOW - start)) blocked=0"
+    emit "STEP $name rc=1 dur_ms=$((NOW - start)) blocked=0 end_ms=$NOW"
     return 1
 }
 
@@ -837,14 +837,14 @@ suspend_at_reshape_end() {
                 dmsetup suspend "$@" "$DMDEV"
                 rc=$?
                 _now
-                emit "STEP $name rc=$rc dur_ms=$((NOW - start)) blocked=0"
+                emit "STEP $name rc=$rc dur_ms=$((NOW - start)) blocked=0 end_ms=$NOW"
                 return $rc
             fi
         fi
         _now
         [ "$NOW" -ge "$lim" ] && break
     done
-    emit "STEP $name rc=1 dur_ms=$((NOW - start)) blocked=0"
+    emit "STEP $name rc=1 dur_ms=$((NOW - start)) blocked=0 end_ms=$NOW"
     return 1
 }
 
@@ -893,7 +893,7 @@ _wait_raid() {
         sleep "${WAIT_POLL:-0.5}"
     done
     _now
-    emit "RESULT $name ok dur_ms=$((NOW - start))"
+    emit "RESULT $name ok dur_ms=$((NOW - start)) end_ms=$NOW"
     emit "STATUS $name $ST_LINE"
 }
 
@@ -954,8 +954,8 @@ advance() {
     done
     _now
     emit "ADVANCE $name $res from=${from:--} to=${now:--} want=${want:--} dur_ms=$((NOW - start))"
-    [ "$res" = stalled ] && emit "STEP $name rc=1 dur_ms=$((NOW - start)) blocked=0" && return 1
-    emit "STEP $name rc=0 dur_ms=$((NOW - start)) blocked=0"
+    [ "$res" = stalled ] && emit "STEP $name rc=1 dur_ms=$((NOW - start)) blocked=0 end_ms=$NOW" && return 1
+    emit "STEP $name rc=0 dur_ms=$((NOW - start)) blocked=0 end_ms=$NOW"
 }
 
 # sb NAME [K]: the on-disk dm-raid superblock of metadata sub-device K.

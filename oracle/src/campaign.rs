@@ -81,6 +81,7 @@ fn run_ok(s: &Scenario, k: &Kernel) -> Result<Outcome, Box<Failure>> {
                 ticks: 0,
                 op_results: Vec::new(),
                 op_actions: Vec::new(),
+                op_order: Vec::new(),
             },
             signature: format!("{} model-panic", k.name()),
             why: format!("the model panicked: {e}"),

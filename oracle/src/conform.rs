@@ -55,7 +55,7 @@ impl Real {
         match self {
             Real::V6_12 => Some("v6.9"),
             Real::V6_1 => None,
-            Real::V7_3 => None,
+            Real::V7_3 => Some("v7.3"),
         }
     }
 }
@@ -291,6 +291,32 @@ pub struct RealRun {
     pub io_across_refused: u32,
     /// `advance` ops: how far the reshape moved (`ok from=.. to=.. want=..`).
     pub advances: Vec<String>,
+    /// Per op: guest uptime (ms) when it returned (late ones included), if it did.
+    pub end_ms: Vec<Option<u64>>,
+}
+
+/// How many of the first actor's ops had returned when op `i` (of another actor) returned,
+/// from a per-op order key (time or sequence): how long the op blocked, in the script's
+/// own clock. None for ops of the first actor or an op that never returned.
+pub fn returned_after<T: PartialOrd + Copy>(
+    s: &Scenario,
+    order: &[Option<T>],
+    i: usize,
+) -> Option<usize> {
+    let main = s.ops.first().map(|(a, _)| a.as_str())?;
+    if s.ops[i].0 == main {
+        return None;
+    }
+    let t = order.get(i).copied().flatten()?;
+    Some(
+        s.ops
+            .iter()
+            .enumerate()
+            .filter(|(j, (a, _))| {
+                a == main && order.get(*j).copied().flatten().is_some_and(|u| u < t)
+            })
+            .count(),
+    )
 }
 
 fn field<'a>(words: &'a [&str], key: &str) -> Option<&'a str> {
@@ -309,6 +335,7 @@ pub fn parse_log(s: &Scenario, log: &str) -> Result<RealRun, String> {
     let mut run = RealRun {
         status: vec![None; n],
         sb: vec![None; n],
+        end_ms: vec![None; n],
         ..RealRun::default()
     };
     let mut done = false;
@@ -346,6 +373,9 @@ pub fn parse_log(s: &Scenario, log: &str) -> Result<RealRun, String> {
             }
             ["STEP", name, rest @ ..] => {
                 if let Some(i) = index(name) {
+                    if let Some(e) = field(rest, "end_ms").and_then(|v| v.parse().ok()) {
+                        run.end_ms[i] = Some(e);
+                    }
                     rc[i] = Some(if field(rest, "blocked") == Some("1") {
                         "blocked".into()
                     } else {
@@ -368,6 +398,9 @@ pub fn parse_log(s: &Scenario, log: &str) -> Result<RealRun, String> {
             }
             ["LATE", name, rest @ ..] => {
                 if let Some(i) = index(name) {
+                    if let Some(e) = field(rest, "end_ms").and_then(|v| v.parse().ok()) {
+                        run.end_ms[i] = Some(e);
+                    }
                     let r = if rest.first() == Some(&"still-blocked") {
                         "blocked".to_string()
                     } else {
@@ -378,8 +411,11 @@ pub fn parse_log(s: &Scenario, log: &str) -> Result<RealRun, String> {
             }
             ["RESULT", _, "mismatch", ..] => corrupt.push(line.to_string()),
             // wait_reshape's verdict for a wait_for_sync op (it has no STEP line).
-            ["RESULT", name, r @ ("ok" | "timeout"), ..] => {
+            ["RESULT", name, r @ ("ok" | "timeout"), rest @ ..] => {
                 if let Some(i) = index(name) {
+                    if let Some(e) = field(rest, "end_ms").and_then(|v| v.parse().ok()) {
+                        run.end_ms[i].get_or_insert(e);
+                    }
                     rc[i].get_or_insert_with(|| {
                         if *r == "ok" { "0" } else { "blocked" }.to_string()
                     });
@@ -513,6 +549,9 @@ pub struct ModelSet {
     pub ops: Vec<BTreeSet<String>>,
     /// Per op: every sync action seen when it returned.
     pub actions: Vec<BTreeSet<String>>,
+    /// Per op of another actor than the first: how many of the first actor's ops had
+    /// returned when it returned (`returned_after`), over the runs where it returned.
+    pub after_main: Vec<BTreeSet<usize>>,
 }
 
 pub fn real_words(v: VerdictKind, token: &str) -> String {
@@ -525,31 +564,39 @@ pub fn real_words(v: VerdictKind, token: &str) -> String {
     }
 }
 
-/// The scenario the model runs for a real run's outcome set: each actor other than the
-/// first waits (`after`) for the first actor's op that precedes its first op in the file,
-/// as the VM's background shell starts only when that op has returned. Also returns, for each
-/// op of the result, the index of the original op (None for an inserted `after`).
+/// The scenario the model runs for a real run's outcome set, with the VM script's order:
+/// every op is a step the guest runs in the background and polls against a deadline, so
+/// each op runs as its own task that starts when the step before it in the script returned
+/// or was given up on (`after N deadline`): the previous op of its actor, or, for the first
+/// op of an actor other than the first, the first actor's op before it in the file (where
+/// the script starts that actor's background shell). Also returns, for each op of the
+/// result, the index of the original op (None for an inserted `after`).
 pub fn as_run_in_vm(s: &Scenario) -> (Scenario, Vec<Option<usize>>) {
     let mut out = s.clone();
     out.ops.clear();
     out.schedule.clear();
-    let mut map = Vec::new();
+    let mut map: Vec<Option<usize>> = Vec::new();
     let main = s.ops.first().map(|(a, _)| a.clone()).unwrap_or_default();
-    let mut started = BTreeSet::new();
+    let mut last_of: BTreeMap<String, usize> = BTreeMap::new();
     let mut last_main: Option<usize> = None;
     for (i, (actor, op)) in s.ops.iter().enumerate() {
+        let prev = last_of
+            .get(actor)
+            .copied()
+            .or(if *actor == main { None } else { last_main });
+        let task = format!("{actor}_{}", i + 1);
+        if let Some(p) = prev {
+            // `after` counts ops of the new list: p's new index.
+            let new_p = map.iter().position(|&x| x == Some(p)).expect("mapped");
+            out.ops.push((task.clone(), Op::AfterOrDeadline(new_p)));
+            map.push(None);
+        }
+        out.ops.push((task, op.clone()));
+        map.push(Some(i));
+        last_of.insert(actor.clone(), i);
         if *actor == main {
             last_main = Some(i);
-        } else if started.insert(actor.clone()) {
-            if let Some(m) = last_main {
-                // `after` counts ops of the new list: m's new index.
-                let new_m = map.iter().position(|&x| x == Some(m)).expect("mapped");
-                out.ops.push((actor.clone(), Op::After(new_m)));
-                map.push(None);
-            }
         }
-        out.ops.push((actor.clone(), op.clone()));
-        map.push(Some(i));
     }
     (out, map)
 }
@@ -558,8 +605,10 @@ pub fn model_set(s: &Scenario, kernel: &Kernel, runs: u32) -> Result<ModelSet, S
     let mut set = ModelSet {
         ops: vec![BTreeSet::new(); s.ops.len()],
         actions: vec![BTreeSet::new(); s.ops.len()],
+        after_main: vec![BTreeSet::new(); s.ops.len()],
         ..ModelSet::default()
     };
+    let orig = s;
     // The real run issues the ops in file order: no schedule prefix.
     let (s, map) = as_run_in_vm(s);
     let pct = Tail::pct(1, 3);
@@ -581,10 +630,23 @@ pub fn model_set(s: &Scenario, kernel: &Kernel, runs: u32) -> Result<ModelSet, S
             .entry(real_words(o.verdict, &o.token))
             .or_default() += 1;
         set.detailed.insert(o.short());
-        for ((r, a), orig) in o.op_results.iter().zip(&o.op_actions).zip(&map) {
-            if let Some(i) = orig {
+        // The original ops' return order (inserted `after`s dropped).
+        let mut order = vec![None; orig.ops.len()];
+        for ((r, a), (o_idx, ord)) in o
+            .op_results
+            .iter()
+            .zip(&o.op_actions)
+            .zip(map.iter().zip(&o.op_order))
+        {
+            if let Some(i) = o_idx {
                 set.ops[*i].insert(r.clone());
                 set.actions[*i].insert(a.clone());
+                order[*i] = *ord;
+            }
+        }
+        for i in 0..orig.ops.len() {
+            if let Some(n) = returned_after(orig, &order, i) {
+                set.after_main[i].insert(n);
             }
         }
     }
@@ -682,6 +744,17 @@ pub fn compare(s: &Scenario, real: &RealRun, model: &ModelSet) -> Vec<String> {
                     "op {} `{op}`: real status `{a}` afterwards is not among the model's {:?}",
                     i + 1,
                     model.actions[i]
+                ));
+            }
+        }
+        // How long it blocked, in the first actor's ops that returned meanwhile.
+        if let Some(n) = returned_after(s, &real.end_ms, i) {
+            if kernel_op(op) && !model.after_main[i].is_empty() && !model.after_main[i].contains(&n)
+            {
+                out.push(format!(
+                    "op {} `{op}` returned after {n} of the first actor's ops; the model's: {:?}",
+                    i + 1,
+                    model.after_main[i]
                 ));
             }
         }

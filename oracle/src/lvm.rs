@@ -41,6 +41,8 @@ type R = Result<(), String>;
 /// `User::op_results` (and op errors to the verdict's detail).
 pub fn exec(cx: &Cx, index: usize, op: &Op) {
     let mut k = cx.lock();
+    let t = k.quiet_ticks;
+    user(&mut k).op_started[index] = Some(t);
     k.trace(|| format!("> {op}"));
     let r = exec_op(&mut k, op);
     let result = match &r {
@@ -50,6 +52,9 @@ pub fn exec(cx: &Cx, index: usize, op: &Op) {
     user(&mut k).op_results[index] = Some(result);
     let action = op_array(op).map_or("-", |name| sync_action_of(&mut k, name));
     user(&mut k).op_actions[index] = action.to_string();
+    let u = user(&mut k);
+    u.ops_returned += 1;
+    u.op_order[index] = Some(u.ops_returned);
     let q = user(&mut k).op_done;
     k.wake_up(q);
     match &r {
@@ -92,7 +97,7 @@ pub fn op_array(op: &Op) -> Option<&str> {
         | Op::ArrayState { md, .. }
         | Op::SyncMax { md, .. }
         | Op::RaidDisks { md, .. } => Some(md),
-        Op::Sleep | Op::After(_) => None,
+        Op::Sleep | Op::After(_) | Op::AfterOrDeadline(_) => None,
     }
 }
 
@@ -283,6 +288,23 @@ fn exec_op(k: &mut K, op: &Op) -> R {
         Op::Sleep => {
             let q = k.timer_wq;
             k.sleep_once(q, "sleep: waiting for the timer");
+            Ok(())
+        }
+        Op::AfterOrDeadline(i) => {
+            // The deadline runs from the start of the op waited for, as the guest's does.
+            let (i, q) = (*i, user(k).op_done);
+            k.sleep(q, "after: waiting for an earlier op or its deadline", |w| {
+                let u = w
+                    .user
+                    .as_ref()
+                    .and_then(|u| u.downcast_ref::<crate::runner::User>());
+                u.is_some_and(|u| {
+                    u.op_results[i].is_some()
+                        || u.op_started[i].is_some_and(|t0| {
+                            w.quiet_ticks >= t0 + crate::scenario::ADVANCE_QUIET_TICKS
+                        })
+                })
+            });
             Ok(())
         }
         Op::After(i) => {

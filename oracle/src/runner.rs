@@ -134,6 +134,11 @@ pub struct User {
     pub op_results: Vec<Option<String>>,
     /// The array's sync action when each op returned (`-`: no live instance, or not run).
     pub op_actions: Vec<String>,
+    /// Each op's place in the order ops returned (None: never returned).
+    pub op_order: Vec<Option<u32>>,
+    /// The quiescent tick count when each op started (None: not started yet).
+    pub op_started: Vec<Option<u64>>,
+    pub ops_returned: u32,
     /// Woken whenever an op returns (`after N` waits here).
     pub op_done: md_model::sched::Wq,
 }
@@ -311,6 +316,9 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
         requeues: 0,
         op_results: vec![None; s.ops.len()],
         op_actions: vec!["-".into(); s.ops.len()],
+        op_order: vec![None; s.ops.len()],
+        op_started: vec![None; s.ops.len()],
+        ops_returned: 0,
         op_done: k.new_wq("op_done".into()),
     };
     let mut md_arrays = Vec::new();
@@ -458,6 +466,9 @@ fn runner_main(
         k.wake_up(tq);
         let sq = k.sync_completed;
         k.wake_up(sq);
+        // `after N deadline` counts quiescent ticks.
+        let oq = user(&mut k).op_done;
+        k.wake_up(oq);
     };
     // Judge, then end every task.
     let outcome = {
@@ -528,6 +539,7 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
         .map(|r| r.clone().unwrap_or_else(|| "blocked".into()))
         .collect();
     let op_actions = u.op_actions.clone();
+    let op_order = u.op_order.clone();
     let mk = |verdict, token: &str, detail: String| Outcome {
         verdict,
         token: token.to_string(),
@@ -537,6 +549,7 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
         ticks,
         op_results: op_results.clone(),
         op_actions: op_actions.clone(),
+        op_order: op_order.clone(),
     };
     if let Some(e) = u.data_errors.first().cloned() {
         let token = corruption_token(&thread_instances, &e, &findings, &violations);

@@ -175,6 +175,10 @@ pub enum Op {
     /// Wait until op N (0-based here, 1-based in the text) of any actor has returned: the
     /// order of a script that starts a background job after a command.
     After(usize),
+    /// `after N deadline`: the same, or until [`ADVANCE_QUIET_TICKS`] quiescent ticks passed
+    /// with op N still blocked: a script that polls a background step against a deadline
+    /// and goes on without it (the conformance guest's `step`).
+    AfterOrDeadline(usize),
 }
 
 /// Quiescent ticks (every task asleep) an `advance` waits for a stalled reshape before it

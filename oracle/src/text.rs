@@ -555,7 +555,12 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
                     ),
                 ));
             }
-            Op::After(n - 1)
+            if l.peek() == Some("deadline") {
+                l.pos += 1;
+                Op::AfterOrDeadline(n - 1)
+            } else {
+                Op::After(n - 1)
+            }
         }
         _ => Op::Sleep,
     })
@@ -641,6 +646,7 @@ impl fmt::Display for Op {
             Op::Fsck { dev } => write!(f, "fsck {dev}"),
             Op::Sleep => write!(f, "sleep"),
             Op::After(i) => write!(f, "after {}", i + 1),
+            Op::AfterOrDeadline(i) => write!(f, "after {} deadline", i + 1),
         }
     }
 }

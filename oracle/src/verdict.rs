@@ -25,6 +25,8 @@ pub struct Outcome {
     pub op_results: Vec<String>,
     /// The array's sync action when each op returned (what `dmsetup status` shows).
     pub op_actions: Vec<String>,
+    /// Each op's place in the order the ops returned (None: it never returned).
+    pub op_order: Vec<Option<u32>>,
 }
 
 impl Outcome {

@@ -155,19 +155,52 @@ fn v6_9_model_reaches_both_answers_6_12_gives_to_a_frozen_message() {
 }
 
 #[test]
-fn other_actors_start_after_the_op_before_them_as_in_the_vm() {
+fn every_op_is_a_step_that_starts_when_the_step_before_it_returned_or_timed_out() {
     let s = corpus("frozen-writer-suspend.scn");
     let (run, map) = md_oracle::conform::as_run_in_vm(&s);
-    // io0's first op (op 4, index 3) follows the frozen message (index 2).
-    assert_eq!(run.ops[3].0, "io0");
-    assert_eq!(run.ops[3].1, md_oracle::scenario::Op::After(2));
-    assert_eq!(map[3], None);
-    assert_eq!(map[4], Some(3));
-    assert_eq!(run.ops.len(), s.ops.len() + 1);
+    use md_oracle::scenario::Op;
+    // Each op runs as its own task; every op but the first waits for the step before it
+    // in the script, or for the deadline.
+    assert_eq!(run.ops.len(), 2 * s.ops.len() - 1);
+    assert_eq!(map.iter().flatten().count(), s.ops.len());
+    // io0's first op (index 3) follows the frozen message (index 2), the first actor's op
+    // before it in the file; io0's second op follows io0's first.
+    let pos = |i: usize| map.iter().position(|&x| x == Some(i)).unwrap();
+    assert_eq!(run.ops[pos(3) - 1].1, Op::AfterOrDeadline(pos(2)));
+    assert!(run.ops[pos(3)].0.starts_with("io0"));
+    if s.ops.get(4).is_some_and(|(a, _)| a == "io0") {
+        assert_eq!(run.ops[pos(4) - 1].1, Op::AfterOrDeadline(pos(3)));
+    }
+    // The first actor's ops chain among themselves.
+    let lvm: Vec<usize> = (0..s.ops.len()).filter(|&i| s.ops[i].0 == "lvm").collect();
+    for w in lvm.windows(2) {
+        assert_eq!(run.ops[pos(w[1]) - 1].1, Op::AfterOrDeadline(pos(w[0])));
+    }
     // The text form round-trips.
     let text = run.to_string();
-    assert!(text.contains("io0: after 3"), "{text}");
+    assert!(text.contains(" deadline"), "{text}");
     assert_eq!(text::parse(&text).unwrap().ops, run.ops);
+}
+
+#[test]
+fn a_step_blocked_past_its_deadline_does_not_hold_up_the_script() {
+    // v7.3: the write across an orphaned reshape blocks; the VM's script goes on (its step
+    // deadline) and the suspend releases the write with EIO. The model runs the same
+    // script order: the write returns after the first actor's `idle` (and its sleeps).
+    let s = text::parse(
+        "array lv dm raid5_ls disks=4 chunk=2 dev=32\nlvm: lvchange -ay lv\n\
+         lvm: lvconvert --stripes 4 lv\nlvm: dmsetup message lv frozen\n\
+         lvm: write lv across 8\nlvm: dmsetup message lv idle\nlvm: dmsetup suspend lv\n\
+         lvm: dmsetup resume lv\nlvm: wait_for_sync lv\nlvm: fsck lv\n",
+    )
+    .unwrap();
+    let k = md_model::Kernel::parse("v7.3").unwrap();
+    let m = model_set(&s, &k, 60).unwrap();
+    // Some schedule got -EINVAL for `frozen`, blocked the write and released it at the
+    // suspend with EIO; none hung.
+    assert!(m.ops[2].contains("EINVAL"), "{:?}", m.ops[2]);
+    assert!(m.ops[3].contains("EIO"), "{:?}", m.ops[3]);
+    assert!(!m.verdicts.contains_key("hang"), "{:?}", m.verdicts);
 }
 
 #[test]
