@@ -172,6 +172,7 @@ fn kernels() {
             Series::Merged68 => "merged 6.8",
             Series::Merged69 => "merged 6.9",
             Series::Later(r) => r,
+            Series::Candidate => "candidate",
         };
         let note = if p.changes.is_empty() {
             format!("  [no behaviour modelled: {}]", p.note)
@@ -180,7 +181,7 @@ fn kernels() {
         };
         println!("  {:<13} {:<11} {}{note}", p.name, series, p.title);
     }
-    println!("\nExamples: v6.7+p1,p2,p3,p4   v6.7-c467e97f079f   v6.9-41425f96d7aa+p11");
+    println!("\nExamples: v6.7+p1,p2,p3,p4   v6.7-c467e97f079f   v6.9-41425f96d7aa+p11   v7.3+f1");
 }
 
 fn load(path: &Path) -> Result<Scenario, BadInput> {

@@ -737,6 +737,8 @@ _delay_setup() {
         d="$d /dev/mapper/dly$i"
         i=$((i + 1))
     done
+    # no udev here: make the /dev/mapper nodes ourselves (lvm does so for its own devices)
+    dmsetup mknodes
     echo "$LOOPS" >"$C_DIR/delay_loops"
     LOOPS=${d# }
     sed -i 's#"a|^/dev/loop\[0-9\]+\$|", ##' /etc/lvm/lvm.conf

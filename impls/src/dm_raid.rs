@@ -583,11 +583,65 @@ fn rs_start_reshape(k: &mut K, m: MdId) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Candidate fix f1: an instance whose ctr found a reshape in progress takes the position
+/// from the superblocks again at its first preresume. The instance it replaces is
+/// postsuspended by then (sync thread stopped, frozen) and wrote its last checkpoint in
+/// md_stop_writes, so that position is final; the ctr-time one may be stale. If that
+/// instance even finished the reshape, adopt the finished geometry (what end_reshape and
+/// raid5_finish_reshape would have done here).
+fn rs_reread_reshape_position(k: &mut K, m: MdId) {
+    enter!(k, "rs_reread_reshape_position");
+    let md = &k.mddevs[m];
+    if md.reshape_position == MAX_SECTOR || rs_test(k, m, RT_FLAG_RESHAPE_RS) {
+        return;
+    }
+    let sb = k.members[md.members].sb.clone();
+    let mine = md.reshape_position;
+    let back = md.reshape_backwards;
+    let name = md.name.clone();
+    if sb.reshape_active() {
+        let ahead = if back {
+            sb.reshape_position < mine
+        } else {
+            sb.reshape_position > mine
+        };
+        if !ahead {
+            return;
+        }
+        let pos = sb.reshape_position;
+        k.mddevs[m].reshape_position = pos;
+        if let Some(c) = k.mddevs[m].conf.as_mut() {
+            c.reshape_progress = pos;
+            c.reshape_safe = pos;
+        }
+        k.trace(|| format!("{name}: reshape position {mine} -> {pos} from the superblock"));
+    } else {
+        // Finished under the previous instance.
+        let md = &mut k.mddevs[m];
+        md.geo = md.new_geo;
+        md.delta_disks = 0;
+        md.reshape_position = MAX_SECTOR;
+        md.reshape_backwards = false;
+        if let Some(c) = md.conf.as_mut() {
+            c.prev = c.geo;
+            c.reshape_progress = MAX_SECTOR;
+            c.reshape_safe = MAX_SECTOR;
+            md.array_sectors = raid5::geo_size(&c.geo, c.dev_data);
+        }
+        k.clear_bit(m, MD_RECOVERY_RESHAPE);
+        k.trace(|| format!("{name}: the reshape finished meanwhile (superblock)"));
+    }
+}
+
 /// `raid_preresume()`: only the first preresume of an instance works.
 pub fn raid_preresume(k: &mut K, m: MdId) -> Result<(), Errno> {
     enter!(k, "raid_preresume");
     if rs_test_and_set(k, m, RT_FLAG_RS_PRERESUMED) {
         return Ok(());
+    }
+    if k.k.has(Change::PreresumeRereadsReshapePosition) {
+        // f1 (candidate fix for stale-ctr-position; findings/stale-ctr-position.md)
+        rs_reread_reshape_position(k, m);
     }
     if rs_test(k, m, RT_FLAG_UPDATE_SBS) {
         rs_update_sbs(k, m);

@@ -72,6 +72,11 @@ pub enum Change {
     /// runs at the end of md_do_sync (the sync thread, no reconfig_mutex), interrupted or not,
     /// not in md_reap_sync_thread.
     FinishReshapeInSyncThread,
+    /// Candidate fix f1 for the finding stale-ctr-position (this project, not upstream):
+    /// raid_preresume re-reads the superblock of an instance whose ctr found a reshape in
+    /// progress and adopts the position the previous instance checkpointed at its
+    /// postsuspend (or the finished geometry when that instance completed the reshape).
+    PreresumeRereadsReshapePosition,
 }
 
 /// Where a patch comes from.
@@ -87,6 +92,8 @@ pub enum Series {
     Merged69,
     /// A later lifecycle change, merged for the release named (the road to v7.3).
     Later(&'static str),
+    /// A candidate fix for a finding of this project (findings/), not upstream.
+    Candidate,
 }
 
 pub struct Patch {
@@ -421,6 +428,14 @@ pub const PATCHES: &[Patch] = &[
         changes: &[],
         note: "md sysfs only; the model starts md reshapes through raid_disks",
     },
+    // --- candidate fixes for this project's findings (findings/*.md); add with +fN ---
+    Patch {
+        name: "f1",
+        title: "dm-raid: take the reshape position from the superblocks at preresume",
+        series: S::Candidate,
+        changes: &[C::PreresumeRereadsReshapePosition],
+        note: "",
+    },
 ];
 
 /// The named kernels `mdfuzz kernels` lists.
@@ -491,7 +506,7 @@ impl Kernel {
                 for n in names {
                     let p = patch(&n).ok_or_else(|| {
                         KernelError(format!(
-                            "kernel `{spec}`: unknown patch `{n}`: expected v2, p1..p11, or a commit id listed by `mdfuzz kernels`"
+                            "kernel `{spec}`: unknown patch `{n}`: expected v2, p1..p11, a candidate fix f1, or a commit id listed by `mdfuzz kernels`"
                         ))
                     })?;
                     if add {
