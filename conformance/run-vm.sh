@@ -9,7 +9,8 @@
 # Exit code: 0 if the guest's final `DONE` marker was seen, 1 if not
 # (crash, hang, timeout), 2 on usage/setup errors.
 #
-# Environment: CONFORMANCE_CACHE (as build.sh), CONF_APPEND (extra kernel
+# Environment: CONFORMANCE_CACHE (as build.sh), CONF_MODULE (a dm-raid.ko to load instead of
+# the stock one), CONF_APPEND (extra kernel
 # command line words; KEY=value words become guest environment variables,
 # e.g. CONF_APPEND="STEP_DEADLINE=30"), QEMU (default qemu-system-x86_64).
 set -euo pipefail
@@ -40,7 +41,17 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/root"
 cp "$SCRIPT" "$tmp/root/scenario.sh"
 chmod 755 "$tmp/root/scenario.sh"
-(cd "$tmp/root" && echo scenario.sh | cpio --quiet -o -H newc -R 0:0) | gzip -1 >"$tmp/extra.cpio.gz"
+extra=scenario.sh
+# CONF_MODULE: a dm-raid.ko (conformance/build-module.sh) replacing the stock one; later
+# archives replace earlier files.
+if [ -n "${CONF_MODULE:-}" ]; then
+    [ -r "$CONF_MODULE" ] || { echo "run-vm.sh: cannot read CONF_MODULE=$CONF_MODULE" >&2; exit 2; }
+    mkdir -p "$tmp/root/lib/modules"
+    cp "$CONF_MODULE" "$tmp/root/lib/modules/dm-raid.ko"
+    extra="$extra lib/modules/dm-raid.ko"
+fi
+# shellcheck disable=SC2086
+(cd "$tmp/root" && printf '%s\n' $extra | cpio --quiet -o -H newc -R 0:0) | gzip -1 >"$tmp/extra.cpio.gz"
 cat "$OUT/base.cpio.gz" "$tmp/extra.cpio.gz" >"$tmp/initrd"
 
 release=$(sed -n 's/^kernel=//p' "$OUT/version")

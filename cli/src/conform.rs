@@ -43,6 +43,13 @@ pub struct Conform {
     /// its own time).
     #[arg(long, default_value_t = 900)]
     pub timeout: u32,
+    /// A patched dm-raid.ko (conformance/build-module.sh) loaded instead of the stock one.
+    #[arg(long)]
+    pub module: Option<PathBuf>,
+    /// The model kernel the real one is held to (default: the real kernel's, e.g. v6.9 for
+    /// 6.12); with --module, the model with the same fix (e.g. v6.9+f1).
+    #[arg(long)]
+    pub model: Option<String>,
 }
 
 struct Job {
@@ -58,9 +65,13 @@ struct Boot {
     wall_s: f64,
 }
 
-fn boot(harness: &Path, real: Real, job: &Job, timeout: u32) -> Boot {
+fn boot(harness: &Path, real: Real, job: &Job, timeout: u32, module: Option<&Path>) -> Boot {
     let start = Instant::now();
-    let status = Command::new("bash")
+    let mut cmd = Command::new("bash");
+    if let Some(m) = module {
+        cmd.env("CONF_MODULE", m);
+    }
+    let status = cmd
         .arg(harness.join("run-vm.sh"))
         .arg(real.name())
         .arg(&job.script)
@@ -138,9 +149,17 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
         }
     }
     // The model's sets while the VMs boot would compete for the 2 cores: compute them first.
-    let kernel = real
-        .model()
-        .map(|k| md_model::Kernel::parse(k).expect("model kernel"));
+    let kernel = match &c.model {
+        Some(k) => Some(md_model::Kernel::parse(k).map_err(|e| bad(anyhow!("--model: {e}")))?),
+        None => real
+            .model()
+            .map(|k| md_model::Kernel::parse(k).expect("model kernel")),
+    };
+    if let Some(m) = &c.module {
+        if !m.is_file() {
+            return Err(bad(anyhow!("--module {}: no such file", m.display())));
+        }
+    }
     let mut sets: Vec<Option<ModelSet>> = Vec::new();
     for (name, s, _) in &scenarios {
         sets.push(match &kernel {
@@ -162,16 +181,24 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
                 };
                 let Some(job) = jobs.get(i) else { break };
                 eprintln!("boot {} run {} on {}", job.name, job.run, real.name());
-                let b = boot(&c.harness, real, job, c.timeout);
+                let b = boot(&c.harness, real, job, c.timeout, c.module.as_deref());
                 results.lock().unwrap()[i] = Some(b);
             });
         }
     });
     let results = results.into_inner().unwrap();
-    println!(
-        "| scenario | run | real kernel | real outcome | model ({}) outcome set | agree | wall s |",
-        real.model().unwrap_or("none")
-    );
+    let model_name = kernel.as_ref().map_or("none".to_string(), |k| k.name().to_string());
+    let real_name = match &c.module {
+        Some(m) => format!(
+            "{} + {}",
+            real.name(),
+            m.parent()
+                .and_then(|p| p.file_name())
+                .map_or(m.display().to_string(), |n| n.to_string_lossy().to_string())
+        ),
+        None => real.name().to_string(),
+    };
+    println!("| scenario | run | real kernel | real outcome | model ({model_name}) outcome set | agree | wall s |");
     println!("|---|---|---|---|---|---|---|");
     let mut all_agree = true;
     let mut broken = 0;
@@ -259,7 +286,7 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
             "| {} | {} | {} | {} | {} | {} | {:.0} |",
             job.name,
             job.run,
-            real.name(),
+            real_name,
             real_cell,
             model_cell,
             agree,
