@@ -18,7 +18,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${CONFORMANCE_CACHE:-$HERE/.cache}
-PATCH=${1:?usage: build-module.sh PATCH [KERNEL]}
+PATCH=$(realpath "${1:?usage: build-module.sh PATCH [KERNEL]}")
 KERNEL=${2:-6.12}
 log() { printf 'build-module.sh: %s\n' "$*" >&2; }
 die() { printf 'build-module.sh: ERROR: %s\n' "$*" >&2; exit 1; }

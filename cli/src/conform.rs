@@ -128,6 +128,8 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
     }
     let build = Command::new("bash")
         .arg(c.harness.join("build.sh"))
+        .arg("--kernels")
+        .arg(real.name())
         .status()
         .map_err(|e| bad(anyhow!("{}: {e}", c.harness.join("build.sh").display())))?;
     if !build.success() {
