@@ -203,7 +203,9 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
         }
     });
     let results = results.into_inner().unwrap();
-    let model_name = kernel.as_ref().map_or("none".to_string(), |k| k.name().to_string());
+    let model_name = kernel
+        .as_ref()
+        .map_or("none".to_string(), |k| k.name().to_string());
     let real_name = match &c.module {
         Some(m) => format!(
             "{} + {}",
@@ -300,13 +302,7 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
         };
         println!(
             "| {} | {} | {} | {} | {} | {} | {:.0} |",
-            job.name,
-            job.run,
-            real_name,
-            real_cell,
-            model_cell,
-            agree,
-            b.wall_s
+            job.name, job.run, real_name, real_cell, model_cell, agree, b.wall_s
         );
     }
     if !details.is_empty() {

@@ -430,8 +430,17 @@ pub fn raid_message(k: &mut K, m: MdId, word: &str) -> Result<(), Errno> {
             md::md_idle_sync_thread(k, m);
             md::mddev_unlock(k, m);
         }
-        k.clear_bit(m, MD_RECOVERY_FROZEN);
-        message_chain(k, m, word)?;
+        if k.k.has(Change::MessageKeepsFrozenRestartsIdle) && idle_or_frozen {
+            // f2 (candidate fix for orphaned-reshape): "frozen" keeps FROZEN (the pass stays
+            // stopped until "idle" or the resume); "idle" clears it, and the NEEDED set
+            // below lets the daemon continue an interrupted reshape. Both succeed.
+            if word == "idle" {
+                k.clear_bit(m, MD_RECOVERY_FROZEN);
+            }
+        } else {
+            k.clear_bit(m, MD_RECOVERY_FROZEN);
+            message_chain(k, m, word)?;
+        }
     } else {
         if word == "frozen" {
             k.set_bit(m, MD_RECOVERY_FROZEN);

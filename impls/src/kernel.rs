@@ -77,6 +77,10 @@ pub enum Change {
     /// progress and adopts the position the previous instance checkpointed at its
     /// postsuspend (or the finished geometry when that instance completed the reshape).
     PreresumeRereadsReshapePosition,
+    /// Candidate fix f2 for the finding orphaned-reshape (this project, not upstream):
+    /// raid_message "frozen" keeps MD_RECOVERY_FROZEN set and "idle" clears it and lets the
+    /// daemon continue an interrupted reshape (NEEDED); both return 0 (the 6.1 behaviour).
+    MessageKeepsFrozenRestartsIdle,
 }
 
 /// Where a patch comes from.
@@ -436,6 +440,13 @@ pub const PATCHES: &[Patch] = &[
         changes: &[C::PreresumeRereadsReshapePosition],
         note: "",
     },
+    Patch {
+        name: "f2",
+        title: "dm-raid: keep a frozen sync action frozen, restart it on idle",
+        series: S::Candidate,
+        changes: &[C::MessageKeepsFrozenRestartsIdle],
+        note: "",
+    },
 ];
 
 /// The named kernels `mdfuzz kernels` lists.
@@ -506,7 +517,7 @@ impl Kernel {
                 for n in names {
                     let p = patch(&n).ok_or_else(|| {
                         KernelError(format!(
-                            "kernel `{spec}`: unknown patch `{n}`: expected v2, p1..p11, a candidate fix f1, or a commit id listed by `mdfuzz kernels`"
+                            "kernel `{spec}`: unknown patch `{n}`: expected v2, p1..p11, a candidate fix f1/f2, or a commit id listed by `mdfuzz kernels`"
                         ))
                     })?;
                     if add {
