@@ -64,7 +64,8 @@ pub struct Campaign {
     /// postfix, differential or hunt.
     #[arg(long, default_value = "hunt")]
     pub target: String,
-    /// The kernel `hunt` hunts.
+    /// The kernel `hunt` hunts; for `postfix`, the one post-fix kernel to check instead of
+    /// v6.7+v2 and v6.9 (e.g. v7.3, v6.9+f1).
     #[arg(short, long, default_value = "v6.7")]
     pub kernel: String,
     /// How long (e.g. 30s, 2m).

@@ -62,6 +62,8 @@ pub struct Failure {
 pub fn kernels_for(target: Target, hunted: &Kernel) -> Vec<Kernel> {
     let k = |n: &str| Kernel::parse(n).expect("named kernel");
     match target {
+        // `-k` names one post-fix kernel to check instead of the pair (e.g. v7.3, v6.9+f1).
+        Target::Postfix if hunted.name() != "v6.7" => vec![hunted.clone()],
         Target::Postfix => vec![k("v6.7+v2"), k("v6.9")],
         Target::Differential => vec![k("v6.7"), k("v6.7+v2"), k("v6.9")],
         Target::Hunt => vec![hunted.clone()],

@@ -556,6 +556,15 @@ fn check_read(
                     } else {
                         format!("{} at step {step}", names[who])
                     };
+                    // Another block's data (its initial content or an issued write), not
+                    // garbage: data put in the wrong place.
+                    let w = tag_writer(v);
+                    let other = if w == 0 {
+                        v.checked_sub(1)
+                    } else {
+                        Some(tag_block(v))
+                    };
+                    let misplaced = v != 0 && w <= u.writes && other.is_some_and(|o| o != b);
                     err = Some(DataError {
                         text: format!(
                             "{name} block {b}: read {}, expected {}; the slot was last written by {by}",
@@ -564,6 +573,7 @@ fn check_read(
                         ),
                         writer: (step != 0).then_some(who),
                         served_by,
+                        misplaced,
                     });
                     break;
                 }
@@ -585,6 +595,8 @@ pub struct DataError {
     pub text: String,
     pub writer: Option<usize>,
     pub served_by: Option<usize>,
+    /// The data read is another block's (initial or written), not garbage.
+    pub misplaced: bool,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -513,13 +513,24 @@ fn corruption_token(
     if let Some(v) = violations.first() {
         return v.rule;
     }
+    // The instance whose reshape (sync thread) wrote the bad slot, if one did.
     let writer_instance = e
         .writer
         .and_then(|t| thread_instances.iter().find(|(task, _)| *task == t))
         .map(|(_, m)| *m);
+    // The known findings all put data in the wrong place (a stale position or a stale
+    // geometry): the read returns another block's data, which the finding's instance copied
+    // there itself, or which it mapped the read onto through its wrong idea of the geometry
+    // after some reshape had moved it.
+    if !e.misplaced {
+        return "";
+    }
     findings
         .iter()
-        .find(|f| Some(f.mddev) == e.served_by || Some(f.mddev) == writer_instance)
+        .find(|f| {
+            Some(f.mddev) == writer_instance
+                || (writer_instance.is_some() && Some(f.mddev) == e.served_by)
+        })
         .map_or("", |f| f.rule)
 }
 
@@ -529,9 +540,13 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
     let blocked = blocked_report(w);
     let violations = w.violations.clone();
     let findings = w.findings.clone();
-    // (task, instance) of every md thread: whose reshape wrote a slot.
-    let thread_instances: Vec<(usize, usize)> =
-        w.threads.iter().map(|t| (t.task, t.mddev)).collect();
+    // (task, instance) of every sync thread: whose reshape wrote a slot.
+    let thread_instances: Vec<(usize, usize)> = w
+        .threads
+        .iter()
+        .filter(|t| t.func == md_model::sched::ThreadFn::Sync)
+        .map(|t| (t.task, t.mddev))
+        .collect();
     let u = user(w);
     let op_results: Vec<String> = u
         .op_results

@@ -145,3 +145,33 @@ fn a_broken_data_path_is_reported_as_corruption() {
     assert_eq!(broken.verdict, md_oracle::VerdictKind::Corruption);
     assert!(broken.detail.contains("lv block 13:"), "{}", broken.detail);
 }
+
+/// A known finding names a corruption only when its mechanism made it: the same run with a
+/// member slot damaged at set-up (garbage, no block's data) is a corruption nobody explains,
+/// although the stale-position finding happened in it too.
+#[test]
+fn a_corruption_with_another_cause_is_not_put_down_to_a_known_finding() {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../corpus/finding-stale-ctr-position.load-reload.scn");
+    let s = text::parse(&std::fs::read_to_string(p).unwrap()).unwrap();
+    let k = Kernel::parse("v6.9").unwrap();
+    let finding = run(&s, &k, &RunOptions::default()).unwrap();
+    assert_eq!(finding.short(), "corruption stale-ctr-position");
+    let damaged = run(
+        &s,
+        &k,
+        &RunOptions {
+            sabotage_block: Some(0),
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(damaged.verdict, md_oracle::VerdictKind::Corruption);
+    assert!(damaged.detail.contains("lv block 0:"), "{}", damaged.detail);
+    assert!(
+        damaged.detail.contains("after stale-ctr-position"),
+        "{}",
+        damaged.detail
+    );
+    assert_eq!(damaged.token, "", "{}", damaged.detail);
+}

@@ -158,3 +158,27 @@ fn advance_waits_for_the_checkpoint_or_reports_a_stall() {
         assert_eq!(o.op_results[4], "ok", "{k}: {}", o.detail);
     }
 }
+
+/// The window and timing ops print as they parse.
+#[test]
+fn window_and_timing_ops_round_trip() {
+    let src = "array lv dm raid5_ls disks=4 chunk=2 dev=32\n\
+               lvm: lvchange -ay lv\n\
+               lvm: lvconvert --stripesize 4 lv\n\
+               mon: dmsetup status lv\n\
+               lvm: advance lv 12\n\
+               lvm: delay lv 1500\n\
+               lvm: dmsetup reload lv at-reshape-end\n\
+               lvm: dmsetup suspend --noflush lv at-reshape-end\n\
+               lvm: dmsetup resume lv\n\
+               mon: after 7 deadline\n\
+               mon: fsck lv\n";
+    let s = text::parse(src).unwrap();
+    assert_eq!(s.to_string(), src);
+    let e = text::parse("array lv dm raid5_ls disks=4 chunk=2 dev=32\nlvm: delay lv 20000\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("at most 10000 ms"), "{e}");
+    let e = text::parse("array lv dm raid5_ls disks=4 chunk=2 dev=32\nlvm: advance lv 0\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("between 1 and 256"), "{e}");
+}
