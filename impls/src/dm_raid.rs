@@ -625,7 +625,16 @@ fn rs_reread_reshape_position(k: &mut K, m: MdId) {
         }
         k.trace(|| format!("{name}: reshape position {mine} -> {pos} from the superblock"));
     } else {
-        // Finished under the previous instance.
+        // Finished under the previous instance: take over its end, if this instance was set
+        // up to reshape to the geometry the superblock now records (else leave it: a table
+        // asking for yet another geometry is not this fix's to sort out).
+        let done = sb.cur_geo();
+        let target = k.mddevs[m].conf.as_ref().map(|c| c.geo);
+        if target.is_none_or(|g| {
+            (g.raid_disks, g.layout, g.chunk) != (done.raid_disks, done.layout, done.chunk)
+        }) {
+            return;
+        }
         let md = &mut k.mddevs[m];
         md.geo = md.new_geo;
         md.delta_disks = 0;
