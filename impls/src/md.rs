@@ -1215,19 +1215,10 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
         ended_unfinished: md.reshape_ended_unfinished,
     };
     k.members[mem].sb = new_sb;
-    // The effect of a finding travels with the superblocks its instance writes (a later ctr
-    // inherits it); an instance untouched by one writes a clean superblock.
-    k.members[mem].sb_taint = k
-        .findings
-        .iter()
-        .find(|f| {
-            f.mddev == m
-                && matches!(
-                    f.rule,
-                    "intr-after-end-reshape" | "sb-before-finish-reshape"
-                )
-        })
-        .map(|f| f.rule);
+    // The effect of a finding travels with the superblocks its instance writes (a stale
+    // position or a stale geometry; a later ctr inherits it); an instance untouched by one
+    // writes a clean superblock.
+    k.members[mem].sb_taint = k.findings.iter().find(|f| f.mddev == m).map(|f| f.rule);
     k.mddevs[m].sb_flags &=
         !((1 << MD_SB_CHANGE_DEVS) | (1 << MD_SB_CHANGE_CLEAN) | (1 << MD_SB_CHANGE_PENDING));
     let name = k.mddevs[m].name.clone();
