@@ -507,6 +507,13 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
         if k.test_bit(m, MD_RECOVERY_INTR) {
             break;
         }
+        if k.sync_throttled {
+            // speed_limit_max reached: "msleep(250); goto repeat" - a unit per timer tick
+            // (the work done counts as progress: a throttled sync is not a hang).
+            k.progress += 1;
+            let q = k.timer_wq;
+            k.sleep_once(q, "md_do_sync: speed_limit_max");
+        }
     }
     k.pre();
     // The final sync_request: for a reshape, end_reshape (only if INTR is clear).

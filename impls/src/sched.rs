@@ -143,6 +143,11 @@ pub struct World {
     pub ticks: u64,
     /// Ticks taken while every other task slept (the runner's quiescent ticks).
     pub quiet_ticks: u64,
+    /// Quiescent ticks in a row with no op or bio completing and no sync progress.
+    pub stalled_ticks: u64,
+    /// `/proc/sys/dev/raid/speed_limit_max` is low (the conformance VM's throttle): a sync
+    /// thread does one unit per timer tick.
+    pub sync_throttled: bool,
     /// `sysfs_notify_dirent_safe(mddev->sysfs_completed)`, one queue for every array: woken
     /// where the kernel notifies `sync_completed` (reshape checkpoints, a restarted
     /// reshape's skip, the end of a sync pass); user-space pollers of the progress wait here
@@ -277,6 +282,8 @@ impl World {
             timer_wq: Wq(0),
             ticks: 0,
             quiet_ticks: 0,
+            stalled_ticks: 0,
+            sync_throttled: false,
             sync_completed: Wq(0),
             trace: tracing.then(Vec::new),
             violations: Vec::new(),

@@ -297,7 +297,9 @@ pub struct RealRun {
 
 /// How many of the first actor's ops had returned when op `i` (of another actor) returned,
 /// from a per-op order key (time or sequence): how long the op blocked, in the script's
-/// own clock. None for ops of the first actor or an op that never returned.
+/// own clock. Timing ops (`sleep`, `advance`, `delay`) do not count: when they end depends
+/// on speeds the model does not share. None for ops of the first actor or an op that never
+/// returned.
 pub fn returned_after<T: PartialOrd + Copy>(
     s: &Scenario,
     order: &[Option<T>],
@@ -312,8 +314,10 @@ pub fn returned_after<T: PartialOrd + Copy>(
         s.ops
             .iter()
             .enumerate()
-            .filter(|(j, (a, _))| {
-                a == main && order.get(*j).copied().flatten().is_some_and(|u| u < t)
+            .filter(|(j, (a, o))| {
+                a == main
+                    && !matches!(o, Op::Sleep | Op::Advance { .. } | Op::Delay { .. })
+                    && order.get(*j).copied().flatten().is_some_and(|u| u < t)
             })
             .count(),
     )
@@ -579,6 +583,7 @@ pub fn as_run_in_vm(s: &Scenario) -> (Scenario, Vec<Option<usize>>) {
     let main = s.ops.first().map(|(a, _)| a.clone()).unwrap_or_default();
     let mut last_of: BTreeMap<String, usize> = BTreeMap::new();
     let mut last_main: Option<usize> = None;
+    let mut throttled = false;
     for (i, (actor, op)) in s.ops.iter().enumerate() {
         let prev = last_of
             .get(actor)
@@ -589,6 +594,17 @@ pub fn as_run_in_vm(s: &Scenario) -> (Scenario, Vec<Option<usize>>) {
             // `after` counts ops of the new list: p's new index.
             let new_p = map.iter().position(|&x| x == Some(p)).expect("mapped");
             out.ops.push((task.clone(), Op::AfterOrDeadline(new_p)));
+            map.push(None);
+        }
+        // The guest's throttle, where `translate` puts it.
+        let throttle = match op {
+            Op::Stripes { .. } | Op::Stripesize { .. } if !throttled => Some(true),
+            Op::WaitForSync { .. } | Op::Fsck { .. } if throttled => Some(false),
+            _ => None,
+        };
+        if let Some(on) = throttle {
+            throttled = on;
+            out.ops.push((task.clone(), Op::Throttle { on }));
             map.push(None);
         }
         out.ops.push((task, op.clone()));

@@ -97,7 +97,7 @@ pub fn op_array(op: &Op) -> Option<&str> {
         | Op::ArrayState { md, .. }
         | Op::SyncMax { md, .. }
         | Op::RaidDisks { md, .. } => Some(md),
-        Op::Sleep | Op::After(_) | Op::AfterOrDeadline(_) => None,
+        Op::Sleep | Op::After(_) | Op::AfterOrDeadline(_) | Op::Throttle { .. } => None,
     }
 }
 
@@ -237,6 +237,13 @@ fn exec_op(k: &mut K, op: &Op) -> R {
         Op::Advance { dev: name, by } => advance(k, name, *by),
         // Timing only: the model has no time to slow down.
         Op::Delay { .. } => Ok(()),
+        Op::Throttle { on } => {
+            k.sync_throttled = *on;
+            // A sync thread waiting out its speed limit goes on at once.
+            let q = k.timer_wq;
+            k.wake_up(q);
+            Ok(())
+        }
         Op::Activate { dev: name } => lvchange_ay(k, name),
         Op::Deactivate { dev: name } => {
             let d = dev(k, name);
@@ -301,7 +308,10 @@ fn exec_op(k: &mut K, op: &Op) -> R {
                 u.is_some_and(|u| {
                     u.op_results[i].is_some()
                         || u.op_started[i].is_some_and(|t0| {
-                            w.quiet_ticks >= t0 + crate::scenario::ADVANCE_QUIET_TICKS
+                            let since = w.quiet_ticks.saturating_sub(t0);
+                            since >= crate::scenario::STEP_DEADLINE_TICKS
+                                || (since >= crate::scenario::ADVANCE_QUIET_TICKS
+                                    && w.stalled_ticks >= crate::scenario::ADVANCE_QUIET_TICKS)
                         })
                 })
             });
@@ -373,7 +383,9 @@ fn advance(k: &mut K, name: &str, by: u32) -> R {
         Some(now >= from + u64::from(by))
     };
     k.sleep(q, "advance: polling the reshape position", |w| {
-        moved(w).unwrap_or(true) || w.quiet_ticks >= quiet0 + crate::scenario::ADVANCE_QUIET_TICKS
+        moved(w).unwrap_or(true)
+            || (w.quiet_ticks >= quiet0 + crate::scenario::ADVANCE_QUIET_TICKS
+                && w.stalled_ticks >= crate::scenario::ADVANCE_QUIET_TICKS)
     });
     if moved(&*k).unwrap_or(true) {
         Ok(())

@@ -447,6 +447,7 @@ fn runner_main(
             quiet += 1;
             k.quiet_ticks += 1;
         }
+        k.stalled_ticks = u64::from(quiet);
         if quiet >= HANG_TICKS {
             break Some(classify_hang(&k).to_string());
         }

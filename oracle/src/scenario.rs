@@ -170,6 +170,12 @@ pub enum Op {
         dev: String,
         ms: u32,
     },
+    /// `throttle on|off`: `/proc/sys/dev/raid/speed_limit_max` low (500 KiB/s) or back up:
+    /// while on, a sync thread does one unit per timer tick (the conformance guest throttles
+    /// the reshape while ops land; the model's runs for a real run do the same).
+    Throttle {
+        on: bool,
+    },
     /// Wait for the next timer tick.
     Sleep,
     /// Wait until op N (0-based here, 1-based in the text) of any actor has returned: the
@@ -181,9 +187,12 @@ pub enum Op {
     AfterOrDeadline(usize),
 }
 
-/// Quiescent ticks (every task asleep) an `advance` waits for a stalled reshape before it
-/// gives up (the guest's deadline).
+/// Quiescent ticks in a row with nothing progressing after which an `advance` or a step
+/// deadline (`after N deadline`) gives up on a stalled reshape / a blocked step.
 pub const ADVANCE_QUIET_TICKS: u64 = 2;
+/// Ticks after which `after N deadline` gives up on a step even while the (throttled) sync
+/// progresses: the guest's 20 s step deadline, at about a throttled reshape unit per 0.5 s.
+pub const STEP_DEADLINE_TICKS: u64 = 40;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -15,6 +15,7 @@
 //! adm: sysfs md0 sync_action WORD | array_state WORD | sync_max N|max | raid_disks N
 //! mon: dmsetup status lv | advance lv N (the reshape checkpoint moves N blocks per member)
 //! lvm: delay lv MS (the VM slows the member devices' writes; no-op in the model)
+//! lvm: throttle on|off (speed_limit_max: a sync unit per timer tick while on)
 //! io0: read lv START LEN | read lv across|ahead|behind LEN | write ... | fsck lv | sleep
 //! schedule 3 0 1
 //! expect v6.7 hang H1
@@ -343,6 +344,7 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
         "after",
         "advance",
         "delay",
+        "throttle",
     ])?;
     Ok(match cmd {
         "dmsetup" => match l.expect_word(&[
@@ -531,6 +533,9 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
             }
             Op::Advance { dev, by }
         }
+        "throttle" => Op::Throttle {
+            on: l.expect_word(&["on", "off"])? == "on",
+        },
         "delay" => {
             let dev = array_ref(l, s, ArrayKind::Dm)?;
             let col = l.col();
@@ -617,6 +622,7 @@ impl fmt::Display for Op {
             Op::Status { dev } => write!(f, "dmsetup status {dev}"),
             Op::Advance { dev, by } => write!(f, "advance {dev} {by}"),
             Op::Delay { dev, ms } => write!(f, "delay {dev} {ms}"),
+            Op::Throttle { on } => write!(f, "throttle {}", if *on { "on" } else { "off" }),
             Op::Activate { dev } => write!(f, "lvchange -ay {dev}"),
             Op::Deactivate { dev } => write!(f, "lvchange -an {dev}"),
             Op::Permission { dev, writable } => {

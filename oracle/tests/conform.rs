@@ -159,26 +159,45 @@ fn every_op_is_a_step_that_starts_when_the_step_before_it_returned_or_timed_out(
     let s = corpus("frozen-writer-suspend.scn");
     let (run, map) = md_oracle::conform::as_run_in_vm(&s);
     use md_oracle::scenario::Op;
-    // Each op runs as its own task; every op but the first waits for the step before it
-    // in the script, or for the deadline.
-    assert_eq!(run.ops.len(), 2 * s.ops.len() - 1);
     assert_eq!(map.iter().flatten().count(), s.ops.len());
+    let pos = |i: usize| map.iter().position(|&x| x == Some(i)).unwrap();
+    // What op i's task waits for first (every op but the very first waits for a step).
+    let waits_for = |i: usize| {
+        let task = &run.ops[pos(i)].0;
+        run.ops
+            .iter()
+            .find(|(t, _)| t == task)
+            .map(|(_, o)| o.clone())
+            .unwrap()
+    };
     // io0's first op (index 3) follows the frozen message (index 2), the first actor's op
     // before it in the file; io0's second op follows io0's first.
-    let pos = |i: usize| map.iter().position(|&x| x == Some(i)).unwrap();
-    assert_eq!(run.ops[pos(3) - 1].1, Op::AfterOrDeadline(pos(2)));
+    assert_eq!(waits_for(3), Op::AfterOrDeadline(pos(2)));
     assert!(run.ops[pos(3)].0.starts_with("io0"));
     if s.ops.get(4).is_some_and(|(a, _)| a == "io0") {
-        assert_eq!(run.ops[pos(4) - 1].1, Op::AfterOrDeadline(pos(3)));
+        assert_eq!(waits_for(4), Op::AfterOrDeadline(pos(3)));
     }
     // The first actor's ops chain among themselves.
     let lvm: Vec<usize> = (0..s.ops.len()).filter(|&i| s.ops[i].0 == "lvm").collect();
     for w in lvm.windows(2) {
-        assert_eq!(run.ops[pos(w[1]) - 1].1, Op::AfterOrDeadline(pos(w[0])));
+        assert_eq!(waits_for(w[1]), Op::AfterOrDeadline(pos(w[0])));
     }
+    // The guest's throttle: on before lvconvert, off before the wait for the reshape.
+    let ons: Vec<usize> = (0..run.ops.len())
+        .filter(|&j| run.ops[j].1 == Op::Throttle { on: true })
+        .collect();
+    assert_eq!(ons.len(), 1);
+    assert!(matches!(run.ops[ons[0] + 1].1, Op::Stripes { .. }));
+    assert!(run
+        .ops
+        .iter()
+        .any(|(_, o)| *o == Op::Throttle { on: false }));
     // The text form round-trips.
     let text = run.to_string();
-    assert!(text.contains(" deadline"), "{text}");
+    assert!(
+        text.contains(" deadline") && text.contains("throttle on"),
+        "{text}"
+    );
     assert_eq!(text::parse(&text).unwrap().ops, run.ops);
 }
 
