@@ -265,11 +265,11 @@ impl Setup {
     }
 }
 
-/// Post-fix kernels (`v6.7+v2`, `v6.9`): no deadlock and no broken rule in any interleaving
+/// Post-fix kernels (`v6.7+v2`, `v6.9`, `v7.3`): no deadlock and no broken rule in any interleaving
 /// up to `bound`. With `race`, both orders must have been explored (some interleavings start
 /// the sync thread before the racing op, some after), or the test races nothing.
 fn post_fix_clean(name: &str, bound: usize, setup: Setup, race: bool) {
-    for k in ["v6.7+v2", "v6.9"] {
+    for k in ["v6.7+v2", "v6.9", "v7.3"] {
         let (runs, started) = check(&format!("{name}, {k}, bound {bound}"), bound, move || {
             setup.run(k)
         });
