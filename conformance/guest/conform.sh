@@ -811,6 +811,9 @@ reload_at_reshape_end() {
             active=1
         elif [ "$active" = 1 ]; then
             break # the end was committed before a load landed in the window
+        elif _dm_status && [ "$ST_ACTION" = idle ] && [ -e "$C_DIR/reshape_doff" ] &&
+            [ "$ST_DOFF" != "$(cat "$C_DIR/reshape_doff")" ]; then
+            break # the reshape had ended, committed, before the first look
         fi
         sleep 0.02
     done
