@@ -46,6 +46,11 @@ pub struct Conform {
     /// A patched dm-raid.ko (conformance/build-module.sh) loaded instead of the stock one.
     #[arg(long)]
     pub module: Option<PathBuf>,
+    /// Print the scenario the model runs for each real run (the VM script's order: every op
+    /// a task that starts after the step before it or its deadline, the guest's throttle) and
+    /// stop: `mdfuzz search` / `replay` take it to reproduce a model outcome of the set.
+    #[arg(long)]
+    pub print_model_scenario: bool,
     /// Judge the console logs a previous run left in this folder (same scenarios, --runs
     /// and --real) against the model as it is now, without booting anything.
     #[arg(long)]
@@ -126,6 +131,13 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
     }
     for r in &refused {
         eprintln!("{r}");
+    }
+    if c.print_model_scenario {
+        for (name, s, _) in &scenarios {
+            println!("# {name} as the model runs it for --real {}", real.name());
+            print!("{}", md_oracle::conform::as_run_in_vm(s).0);
+        }
+        return Ok(refused.is_empty());
     }
     if scenarios.is_empty() {
         return Ok(false);
@@ -314,6 +326,7 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
     // Outcomes the model reaches that the kernel has not shown: open debts, not agreement.
     let mut n_debts = 0;
     let mut debt_text = String::new();
+    let mut debt_examples = String::new();
     for (idx, (name, s, _)) in scenarios.iter().enumerate() {
         let Some(m) = &sets[idx] else { continue };
         let rs: Vec<&RealRun> = reals[idx].iter().collect();
@@ -321,6 +334,14 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
             rs.iter().map(|r| r.verdict.as_str()).collect();
         let d = debts(s, &rs, m);
         n_debts += d.len();
+        for (v, (tail, detail)) in &m.examples {
+            if !real_verdicts.contains(v.as_str()) {
+                debt_examples.push_str(&format!(
+                    "\n### {name}: model verdict `{v}` (first seen with the {tail} tail)\n\n```\n{}\n```\n",
+                    detail.trim_end()
+                ));
+            }
+        }
         debt_text.push_str(&format!(
             "| {name} | {} | {} | {} |\n",
             real_verdicts.into_iter().collect::<Vec<_>>().join(", "),
@@ -341,6 +362,9 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
             "\n## Open debts (model outcomes no real run has shown)\n\n| scenario | real verdicts | model ({}) | debts |\n|---|---|---|---|\n{debt_text}",
             real.model().unwrap_or("-")
         );
+        if !debt_examples.is_empty() {
+            println!("\n## Model verdicts no real run showed: one model run each\n{debt_examples}");
+        }
         println!(
             "summary ({}): {} runs: {n_agree} agree, {n_disagree} disagree, {broken} without a result; {n_debts} open debts",
             real.name(),

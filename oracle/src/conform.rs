@@ -556,6 +556,9 @@ pub struct ModelSet {
     /// Per op of another actor than the first: how many of the first actor's ops had
     /// returned when it returned (`returned_after`), over the runs where it returned.
     pub after_main: Vec<BTreeSet<usize>>,
+    /// Per verdict (real words), the first model run that gave it: its schedule tail and
+    /// its detail (what hung where, what was read) - what a debt or a disagreement is about.
+    pub examples: BTreeMap<String, (String, String)>,
 }
 
 pub fn real_words(v: VerdictKind, token: &str) -> String {
@@ -628,12 +631,13 @@ pub fn model_set(s: &Scenario, kernel: &Kernel, runs: u32) -> Result<ModelSet, S
     // The real run issues the ops in file order: no schedule prefix.
     let (s, map) = as_run_in_vm(s);
     let pct = Tail::pct(1, 3);
-    let mut tails = vec![Tail::RoundRobin];
+    let mut tails = vec![("round-robin".to_string(), Tail::RoundRobin)];
     for r in 0..runs {
-        tails.push(Tail::random(u64::from(r) + 1));
-        tails.push(pct.clone());
+        let seed = u64::from(r) + 1;
+        tails.push((format!("shuttle random (seed {seed})"), Tail::random(seed)));
+        tails.push((format!("shuttle PCT (run {})", r + 1), pct.clone()));
     }
-    for tail in tails {
+    for (what, tail) in tails {
         let o = run(
             &s,
             kernel,
@@ -642,9 +646,11 @@ pub fn model_set(s: &Scenario, kernel: &Kernel, runs: u32) -> Result<ModelSet, S
                 ..RunOptions::default()
             },
         )?;
-        *set.verdicts
-            .entry(real_words(o.verdict, &o.token))
-            .or_default() += 1;
+        let words = real_words(o.verdict, &o.token);
+        set.examples
+            .entry(words.clone())
+            .or_insert_with(|| (what, format!("{}: {}", o.short(), o.detail)));
+        *set.verdicts.entry(words).or_default() += 1;
         set.detailed.insert(o.short());
         // The original ops' return order (inserted `after`s dropped).
         let mut order = vec![None; orig.ops.len()];

@@ -182,23 +182,16 @@ fn exec_op(k: &mut K, op: &Op) -> R {
         }
         Op::SuspendAtReshapeEnd { dev: name, noflush } => {
             let d = dev(k, name);
-            // The guest polls dmsetup status: idle with the new data offset means end_reshape
-            // ran and DONE is set; the thread is reaped only later by the daemon.
-            let ended = move |w: &md_model::sched::World| -> Option<bool> {
-                let m = w.dms[d].live?;
-                let md = &w.mddevs[m];
-                Some(md.reshape_ended_unfinished && md.test(MD_RECOVERY_DONE))
-            };
+            // The guest polls dmsetup status as fast as it can and suspends the moment it
+            // reads the reshape ended (end_reshape ran: reshape_position MaxSector, the new
+            // data offset; DONE set, or already reaped).
             poll(k, |w| {
-                ended(w).unwrap_or(true)
-                    || w.dms[d].live.is_some_and(|m| {
-                        w.mddevs[m].reshape_position == MAX_SECTOR
-                            && w.mddevs[m].sync_thread.is_none()
-                    })
+                w.dms[d].live.is_none_or(|m| {
+                    let md = &w.mddevs[m];
+                    md.reshape_position == MAX_SECTOR
+                        && (md.test(MD_RECOVERY_DONE) || md.sync_thread.is_none())
+                })
             });
-            if !ended(&*k).unwrap_or(false) {
-                return Err("missed (the reshape end was reaped first)".into());
-            }
             errno(dm_suspend(k, d, *noflush))
         }
         Op::Reload { dev: name } => {

@@ -70,10 +70,9 @@ pub enum Op {
     ReloadAtReshapeEnd {
         dev: String,
     },
-    /// `dmsetup suspend` issued as soon as the reshape has ended (end_reshape ran, DONE is
-    /// set: the status reads idle with the new data offset) and before the daemon reaped the
-    /// thread (the window of finding `intr-after-end-reshape`). `missed` if the reap came
-    /// first.
+    /// `dmsetup suspend` issued as soon as the status reads the reshape ended (end_reshape
+    /// ran, DONE is set: idle with the new data offset), racing the daemon's reap (the window
+    /// of finding `intr-after-end-reshape`); immediately if there is no reshape.
     SuspendAtReshapeEnd {
         dev: String,
         noflush: bool,
