@@ -114,6 +114,17 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     if !first_use && sb.reshape_active() && t.delta_disks != 0 {
         return Err(EINVAL);
     }
+    // f1 (candidate fix for stale-ctr-position), its ctr half: likewise refuse a table that
+    // asks for another layout / chunk than the reshape the superblock records is going to
+    // (lvm issues one only when the status said the reshape ended; the superblock saying it
+    // still runs is then stale, and nothing at preresume can make this table's set-up right).
+    if k.k.has(Change::PreresumeRereadsReshapePosition)
+        && !first_use
+        && sb.reshape_active()
+        && (t.layout != sb.new_layout || t.chunk != sb.new_chunk)
+    {
+        return Err(EINVAL);
+    }
     // Legs beyond the superblock's count without delta_disks are rebuild legs (lvm's interim
     // reload, or freed legs not yet removed): the array keeps its disk count.
     let sb_disks = sb.cur_geo().raid_disks;
@@ -661,6 +672,9 @@ pub fn raid_preresume(k: &mut K, m: MdId) -> Result<(), Errno> {
         // f1 (candidate fix for stale-ctr-position; findings/stale-ctr-position.md)
         rs_reread_reshape_position(k, m);
     }
+    // Model check: the instance replaced is postsuspended now; its last checkpoint is on
+    // disk. Checked before rs_update_sbs could write this instance's own position over it.
+    md::stale_position_check(k, m);
     if rs_test(k, m, RT_FLAG_UPDATE_SBS) {
         rs_update_sbs(k, m);
     }

@@ -75,7 +75,8 @@ pub enum Change {
     /// Candidate fix f1 for the finding stale-ctr-position (this project, not upstream):
     /// raid_preresume re-reads the superblock of an instance whose ctr found a reshape in
     /// progress and adopts the position the previous instance checkpointed at its
-    /// postsuspend (or the finished geometry when that instance completed the reshape).
+    /// postsuspend (or the finished geometry when that instance completed the reshape); the
+    /// ctr refuses a table asking for another layout / chunk than the recorded reshape's.
     PreresumeRereadsReshapePosition,
     /// Candidate fix f2 for the finding orphaned-reshape (this project, not upstream):
     /// raid_message "frozen" keeps MD_RECOVERY_FROZEN set and "idle" clears it and lets the

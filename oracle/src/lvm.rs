@@ -561,15 +561,10 @@ fn check_read(
                     } else {
                         format!("{} at step {step}", names[who])
                     };
-                    // Another block's data (its initial content or an issued write), not
-                    // garbage: data put in the wrong place.
-                    let w = tag_writer(v);
-                    let other = if w == 0 {
-                        v.checked_sub(1)
-                    } else {
-                        Some(tag_block(v))
-                    };
-                    let misplaced = v != 0 && w <= u.writes && other.is_some_and(|o| o != b);
+                    // Real data (some block's initial content or an issued write: another
+                    // block's, or an older version of this one), not garbage: data put in or
+                    // read from the wrong place.
+                    let misplaced = v != 0 && tag_writer(v) <= u.writes;
                     err = Some(DataError {
                         text: format!(
                             "{name} block {b}: read {}, expected {}; the slot was last written by {by}",
@@ -600,7 +595,8 @@ pub struct DataError {
     pub text: String,
     pub writer: Option<usize>,
     pub served_by: Option<usize>,
-    /// The data read is another block's (initial or written), not garbage.
+    /// The data read is real data (some block's initial content or an issued write), not
+    /// garbage.
     pub misplaced: bool,
 }
 

@@ -520,18 +520,15 @@ fn corruption_token(
         .and_then(|t| thread_instances.iter().find(|(task, _)| *task == t))
         .map(|(_, m)| *m);
     // The known findings all put data in the wrong place (a stale position or a stale
-    // geometry): the read returns another block's data, which the finding's instance copied
-    // there itself, or which it mapped the read onto through its wrong idea of the geometry
-    // after some reshape had moved it.
+    // geometry): the read returns real data, not garbage, which the finding's instance
+    // copied there itself, or which it mapped the read onto through its wrong idea of the
+    // geometry.
     if !e.misplaced {
         return "";
     }
     findings
         .iter()
-        .find(|f| {
-            Some(f.mddev) == writer_instance
-                || (writer_instance.is_some() && Some(f.mddev) == e.served_by)
-        })
+        .find(|f| Some(f.mddev) == writer_instance || Some(f.mddev) == e.served_by)
         .map_or("", |f| f.rule)
 }
 
