@@ -80,6 +80,10 @@ pub struct Campaign {
     /// Stop after this many scenarios (whichever of --time / --execs comes first).
     #[arg(long)]
     pub execs: Option<u64>,
+    /// Also save (minimized) the first scenario whose verdict is this one, known finding or
+    /// not (e.g. "corruption stale-ctr-position"): to look at what a count stands for.
+    #[arg(long)]
+    pub keep: Option<String>,
 }
 
 pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
@@ -97,6 +101,12 @@ pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
             c.time
         ))
     })?;
+    let keep = c
+        .keep
+        .as_deref()
+        .map(|v| md_oracle::scenario::Expect::parse_verdict(&c.kernel, v))
+        .transpose()
+        .map_err(|e| bad(anyhow!("--keep: {e}")))?;
     let lim = Limits {
         max_ops: c.max_ops.max(1),
         max_schedule: 64,
@@ -107,7 +117,7 @@ pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
     pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").unwrap());
     let handles: Vec<_> = (0..jobs.max(1))
         .map(|j| {
-            let (stats, hunted) = (stats.clone(), hunted.clone());
+            let (stats, hunted, keep) = (stats.clone(), hunted.clone(), keep.clone());
             std::thread::spawn(move || {
                 let mut rng = Rng((seed.wrapping_add(j as u64 * 0x9e37_79b9))
                     .wrapping_mul(0x2545_f491_4f6c_dd1d)
@@ -118,8 +128,22 @@ pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
                     let mut st = stats.lock().unwrap();
                     st.execs += 1;
                     st.runs += outs.len() as u64;
-                    for o in &outs {
+                    let ks = kernels_for(target, &hunted);
+                    for (o, k) in outs.iter().zip(&ks) {
                         *st.verdicts.entry(o.short()).or_default() += 1;
+                        if keep.as_ref().is_some_and(|e| o.matches(e)) {
+                            let signature = format!("kept {} {}", k.name(), o.short());
+                            st.failures.entry(signature.clone()).or_insert_with(|| {
+                                let why = format!("{} under {} (kept)", o.short(), k.name());
+                                let f = Failure {
+                                    kernel: k.name().to_string(),
+                                    outcome: o.clone(),
+                                    signature,
+                                    why,
+                                };
+                                (s.clone(), f)
+                            });
+                        }
                     }
                     if let Some(f) = fail {
                         if !st.failures.contains_key(&f.signature) {

@@ -639,7 +639,9 @@ fn rs_reread_reshape_position(k: &mut K, m: MdId) {
         // Finished under the previous instance: take over its end, if this instance was set
         // up to reshape to the geometry the superblock now records (else leave it: a table
         // asking for yet another geometry is not this fix's to sort out).
-        let done = sb.cur_geo();
+        // The superblock's new layout / chunk: the same as its current ones after a clean
+        // end, the geometry the data is in after an end written before raid5_finish_reshape.
+        let done = sb.new_geo();
         let target = k.mddevs[m].conf.as_ref().map(|c| c.geo);
         if target.is_none_or(|g| {
             (g.raid_disks, g.layout, g.chunk) != (done.raid_disks, done.layout, done.chunk)

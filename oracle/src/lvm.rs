@@ -562,9 +562,9 @@ fn check_read(
                         format!("{} at step {step}", names[who])
                     };
                     // Real data (some block's initial content or an issued write: another
-                    // block's, or an older version of this one), not garbage: data put in or
-                    // read from the wrong place.
-                    let misplaced = v != 0 && tag_writer(v) <= u.writes;
+                    // block's, or an older version of this one) or a never-written slot, not
+                    // garbage: data put in or read from the wrong place.
+                    let misplaced = tag_writer(v) <= u.writes;
                     err = Some(DataError {
                         text: format!(
                             "{name} block {b}: read {}, expected {}; the slot was last written by {by}",
@@ -595,8 +595,8 @@ pub struct DataError {
     pub text: String,
     pub writer: Option<usize>,
     pub served_by: Option<usize>,
-    /// The data read is real data (some block's initial content or an issued write), not
-    /// garbage.
+    /// The data read is real data (some block's initial content or an issued write) or a
+    /// never-written slot, not garbage.
     pub misplaced: bool,
 }
 
