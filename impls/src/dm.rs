@@ -10,7 +10,7 @@
 use crate::dm_raid::{self, MapResult, Table};
 use crate::enter;
 use crate::md::{Errno, EBUSY, EINVAL, EIO, ENXIO};
-use crate::sched::{BioId, DevId, MdId, TaskId, Wq, K};
+use crate::sched::{Bio, BioId, DevId, MdId, TaskId, Wq, K};
 
 /// `struct mapped_device`, reduced.
 #[derive(Clone, Debug)]
@@ -248,9 +248,63 @@ pub fn target_message(k: &mut K, d: DevId, word: &str) -> Result<(), Errno> {
     dm_raid::raid_message(k, m, word)
 }
 
-/// `dm_submit_bio()` -> `__map_bio()` for a bio the caller waits on (`submit_bio_wait`).
+/// `dm_submit_bio()` for a bio the caller waits on (`submit_bio_wait`): as
+/// `dm_split_and_process_bio()`, one clone of at most `max_io_len` (dm-raid: the table's
+/// chunk, aligned) is mapped per pass, and the remainder goes back through
+/// `submit_bio_noacct()`, i.e. through the suspend check again: a part not yet mapped when a
+/// suspend begins is deferred until the resume. The bio ends when its last part does, with
+/// the first error of any part.
 pub fn dm_submit_bio(k: &mut K, d: DevId, bio: BioId) {
     enter!(k, "dm_submit_bio");
+    let (start, len) = (k.bios[bio].start, k.bios[bio].len);
+    let end = start + len;
+    k.bios[bio].data.clear();
+    k.bios[bio].origins.clear();
+    let mut status: Result<(), &'static str> = Ok(());
+    let mut off = start;
+    while off < end {
+        // The clone: up to the next chunk boundary of the table live when it is mapped.
+        let n = k.bios.len();
+        let wq = k.new_wq(format!("bio{n}"));
+        let b = &k.bios[bio];
+        let part = Bio {
+            write: b.write,
+            start: off,
+            len: end - off,
+            tag: b.tag,
+            data: Vec::new(),
+            origins: Vec::new(),
+            status: None,
+            wq,
+            requeued: 0,
+            served_by: None,
+        };
+        k.bios.push(part);
+        map_bio_part(k, d, n);
+        let p = k.bios[n].clone();
+        let b = &mut k.bios[bio];
+        b.data.extend(p.data);
+        b.origins.extend(p.origins);
+        b.requeued += p.requeued;
+        if p.served_by.is_some() {
+            b.served_by = p.served_by;
+        }
+        if let (Some(Err(e)), true) = (p.status, status.is_ok()) {
+            status = Err(e);
+            // The refusal of the part is the bio's.
+            if let Some(r) = k.io_refusals.iter().rev().find(|r| r.bio == n).cloned() {
+                k.io_refusals.push(crate::sched::IoRefusal { bio, ..r });
+            }
+        }
+        off = p.start + p.len;
+    }
+    k.bios[bio].status = Some(status);
+}
+
+/// One pass of `dm_submit_bio()`: wait while the device is suspended (`queue_io`), trim
+/// the part to `max_io_len`, map it; `DM_MAPIO_REQUEUE` pushes it back only under a noflush
+/// suspend (`dm_handle_requeue`).
+fn map_bio_part(k: &mut K, d: DevId, bio: BioId) {
     loop {
         let q = k.dms[d].wait;
         k.sleep(
@@ -269,6 +323,13 @@ pub fn dm_submit_bio(k: &mut K, d: DevId, bio: BioId) {
             return;
         }
         let m = k.dms[d].live.expect("a live device has a table");
+        // max_io_len: the chunk of the table the clone is mapped by.
+        let chunk = k.raid_sets[m]
+            .as_ref()
+            .map_or(1, |rs| u64::from(rs.table.chunk.max(1)));
+        let b = &mut k.bios[bio];
+        let boundary = (b.start / chunk + 1) * chunk;
+        b.len = b.len.min(boundary - b.start);
         k.dms[d].in_flight += 1;
         let r = dm_raid::raid_map(k, m, bio);
         k.dms[d].in_flight -= 1;
