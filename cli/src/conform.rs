@@ -51,6 +51,11 @@ pub struct Conform {
     /// stop: `mdfuzz search` / `replay` take it to reproduce a model outcome of the set.
     #[arg(long)]
     pub print_model_scenario: bool,
+    /// With --print-model-scenario: the timer ticks between one of the first actor's steps
+    /// and the next (the model's outcome set is the union over 0, 1, 2 and 4: the guest's
+    /// status and superblock logging takes VM time the model has no clock for).
+    #[arg(long, default_value_t = 0)]
+    pub gap: u32,
     /// Judge the console logs a previous run left in this folder (same scenarios, --runs
     /// and --real) against the model as it is now, without booting anything.
     #[arg(long)]
@@ -134,8 +139,12 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
     }
     if c.print_model_scenario {
         for (name, s, _) in &scenarios {
-            println!("# {name} as the model runs it for --real {}", real.name());
-            print!("{}", md_oracle::conform::as_run_in_vm(s).0);
+            println!(
+                "# {name} as the model runs it for --real {}, gap {}",
+                real.name(),
+                c.gap
+            );
+            print!("{}", md_oracle::conform::as_run_in_vm(s, c.gap).0);
         }
         return Ok(refused.is_empty());
     }
@@ -303,7 +312,7 @@ pub fn conform(c: &Conform) -> Result<bool, BadInput> {
                         ));
                     }
                     if let Some(k) = &kernel {
-                        details.push_str("\nmodel run (round-robin schedule):\n\n");
+                        details.push_str("\nmodel run (round-robin schedule, gap 0):\n\n");
                         for l in model_op_trace(s, k).unwrap_or_else(|e| vec![e]) {
                             details.push_str(&format!("    {l}\n"));
                         }

@@ -45,6 +45,12 @@ pub fn exec(cx: &Cx, index: usize, op: &Op) {
     user(&mut k).op_started[index] = Some(t);
     k.trace(|| format!("> {op}"));
     let r = exec_op(&mut k, op);
+    if matches!(op, Op::Resume { .. }) {
+        // dmsetup resume exits only after udev processed the device's change uevent (udev
+        // sync): the kworker reissuing the deferred bios (dm_wq_work) may run first, as it
+        // did on 6.12 (writer-suspend-cycles.scn: a held write failed during the resume).
+        k.pre();
+    }
     let result = match &r {
         Ok(()) => "ok".to_string(),
         Err(e) => result_word(e),

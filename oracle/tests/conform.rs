@@ -157,7 +157,7 @@ fn v6_9_model_reaches_both_answers_6_12_gives_to_a_frozen_message() {
 #[test]
 fn every_op_is_a_step_that_starts_when_the_step_before_it_returned_or_timed_out() {
     let s = corpus("frozen-writer-suspend.scn");
-    let (run, map) = md_oracle::conform::as_run_in_vm(&s);
+    let (run, map) = md_oracle::conform::as_run_in_vm(&s, 0);
     use md_oracle::scenario::Op;
     assert_eq!(map.iter().flatten().count(), s.ops.len());
     let pos = |i: usize| map.iter().position(|&x| x == Some(i)).unwrap();
