@@ -548,7 +548,8 @@ fn md_do_sync_skip(k: &mut K, m: MdId, t: ThreadId, why: &'static str) {
         && k.mddevs[m].delta_disks > 0
     {
         if let Some(c) = k.mddevs[m].conf.as_ref() {
-            k.mddevs[m].array_sectors = raid5::geo_size(&c.geo, c.dev_data);
+            let size = raid5::geo_size(&c.geo, c.dev_data);
+            set_array_sectors(k, m, size);
         }
     }
     k.mddevs[m].sb_flags |= (1 << MD_SB_CHANGE_PENDING) | (1 << MD_SB_CHANGE_DEVS);
@@ -1324,4 +1325,12 @@ pub fn md_load_sb(k: &mut K, m: MdId, sb: &Superblock) {
     md.reshape_position = sb.reshape_position;
     md.reshape_backwards = sb.reshape_active() && sb.reshape_backwards;
     md.recovery_cp = sb.recovery_cp;
+}
+
+/// `md_set_array_sectors()`; also lowers the members' `smallest_array` (for the oracle).
+pub fn set_array_sectors(k: &mut K, m: MdId, size: Sector) {
+    k.mddevs[m].array_sectors = size;
+    let mem = k.mddevs[m].members;
+    let low = &mut k.members[mem].smallest_array;
+    *low = (*low).min(size);
 }

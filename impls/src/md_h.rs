@@ -219,6 +219,9 @@ pub struct Members {
     /// A known model finding whose effect the superblock now carries (set by the instance the
     /// finding hit; a later ctr that reads it inherits the finding).
     pub sb_taint: Option<&'static str>,
+    /// The smallest array_sectors any instance on these members has set (a stripe removal):
+    /// the oracle forgets what lay beyond, even if the array grew again before anyone read.
+    pub smallest_array: u64,
 }
 
 /// `struct mddev`, reduced to what the lifecycle touches.

@@ -123,7 +123,8 @@ pub fn raid5_run(k: &mut K, m: MdId) -> Result<(), Errno> {
         units_since_checkpoint: 0,
         dev_data,
     });
-    k.mddevs[m].array_sectors = geo_size(&prev, dev_data).min(geo_size(&geo, dev_data));
+    let size = geo_size(&prev, dev_data).min(geo_size(&geo, dev_data));
+    md::set_array_sectors(k, m, size);
     k.mddevs[m].pers = true;
     if reshaping {
         k.clear_bit(m, MD_RECOVERY_SYNC);
@@ -188,9 +189,9 @@ pub fn raid5_start_reshape(k: &mut K, m: MdId) -> Result<(), Errno> {
     md.geo = prev;
     md.new_geo = geo;
     md.delta_disks = geo.raid_disks as i32 - prev.raid_disks as i32;
-    md.array_sectors = region;
     md.reshape_position = progress;
     md.sb_flags |= 1 << MD_SB_CHANGE_DEVS;
+    md::set_array_sectors(k, m, region);
     k.clear_bit(m, MD_RECOVERY_SYNC);
     k.clear_bit(m, MD_RECOVERY_CHECK);
     k.clear_bit(m, MD_RECOVERY_DONE);

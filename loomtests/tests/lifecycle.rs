@@ -33,6 +33,7 @@ fn world(kernel: &str, resync: bool) -> Arc<Sys> {
         disks: vec![vec![0; 4]; 4],
         origin: vec![vec![(0, 0); 4]; 4],
         sb_taint: None,
+        smallest_array: u64::MAX,
     });
     w.add_task("main".into(), true);
     Arc::new(Sys {

@@ -404,11 +404,14 @@ fn serving(k: &mut K, name: &str) -> Option<usize> {
 fn resolve(k: &mut K, name: &str, range: Range) -> Option<(u64, u64)> {
     let m = serving(k, name)?;
     let size = k.mddevs[m].array_sectors;
+    // A stripe removal loses what lay beyond the smaller size, even when the array has
+    // grown again since.
+    let low = k.members[k.mddevs[m].members].smallest_array;
     user(k)
         .shadows
         .get_mut(name)
         .expect("shadow")
-        .shrink_to(size);
+        .shrink_to(size.min(low));
     let md = &k.mddevs[m];
     let pos = md
         .conf

@@ -346,6 +346,7 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
             disks,
             origin,
             sb_taint: None,
+            smallest_array: u64::MAX,
         });
         let mem = k.members.len() - 1;
         u.shadows.insert(a.name.clone(), Shadow::new(size));

@@ -159,6 +159,36 @@ fn advance_waits_for_the_checkpoint_or_reports_a_stall() {
     }
 }
 
+/// A stripe removal loses what lay beyond the smaller array, even when the array grows again
+/// before anything reads there (a v7.3+f1 campaign once called that read a corruption).
+#[test]
+fn data_beyond_a_stripe_removal_is_forgotten_when_the_array_grows_again() {
+    let s = text::parse(
+        "array lv dm raid5_la disks=5 chunk=1 dev=5
+lvm: lvchange -ay lv
+\
+         lvm: lvconvert --stripes 3 --force lv
+lvm: wait_for_sync lv
+\
+         lvm: lvconvert --stripes 3 --force lv
+lvm: lvconvert --stripes 5 lv
+\
+         lvm: wait_for_sync lv
+lvm: fsck lv
+",
+    )
+    .unwrap();
+    for k in ["v6.9", "v7.3", "v6.9+f1"] {
+        let o = run(&s, &Kernel::parse(k).unwrap(), &RunOptions::default()).unwrap();
+        assert!(
+            o.op_results.iter().all(|r| r == "ok"),
+            "{k}: {:?}",
+            o.op_results
+        );
+        assert_eq!(o.verdict, VerdictKind::Pass, "{k}: {}", o.detail);
+    }
+}
+
 /// The window and timing ops print as they parse.
 #[test]
 fn window_and_timing_ops_round_trip() {
