@@ -73,7 +73,11 @@ impl Shadow {
 
     pub fn write_acked(&mut self, writer: u64, start: u64, len: u64, now: u64) {
         for b in start..start + len {
-            for v in self.blocks[b as usize].iter_mut() {
+            // A block forgotten by a shrink since the write started: nothing to ack.
+            let Some(vs) = self.blocks.get_mut(b as usize) else {
+                continue;
+            };
+            for v in vs.iter_mut() {
                 if v.tag == tag(writer, b) {
                     v.acked = Some(now);
                 }
@@ -139,5 +143,15 @@ mod tests {
         assert_eq!(s.allowed(0, 13, 14), Some(vec![Shadow::initial(0)]));
         // Beyond the initial size and never written: anything.
         assert_eq!(s.allowed(9, 13, 14), None);
+    }
+
+    #[test]
+    fn a_write_in_flight_across_a_shrink_is_forgotten() {
+        let mut s = Shadow::new(4);
+        s.write_started(7, 2, 2, 10);
+        s.shrink_to(2);
+        s.write_acked(7, 2, 2, 12);
+        assert_eq!(s.allowed(3, 13, 14), None);
+        assert_eq!(s.allowed(1, 13, 14), Some(vec![Shadow::initial(1)]));
     }
 }
