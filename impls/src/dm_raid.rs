@@ -109,6 +109,15 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     let mut flags = 0u32;
     // analyse_superblocks(): no magic on the members -> FirstUse (a new raid set).
     let first_use = !sb.valid;
+    // A level change is a takeover (rs_check_takeover); raid456 <-> raid10 is not modelled,
+    // and the kernel refuses most of them: -EINVAL.
+    if !first_use && t.layout.personality() != sb.layout.personality() {
+        return Err(EINVAL);
+    }
+    // The model's raid10 is lvm's: an even member count (md also runs odd near layouts).
+    if t.layout == Layout::Near2 && !t.new_raid_disks().is_multiple_of(2) {
+        return Err(EINVAL);
+    }
     // super_init_validation(): a table asking for delta_disks while the superblock records an
     // active reshape is refused ("Reshape in progress" -> -EINVAL).
     if !first_use && sb.reshape_active() && t.delta_disks != 0 {
@@ -316,7 +325,7 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
         md.new_geo.layout = t.layout;
         md.new_geo.chunk = t.chunk;
         md.new_geo.raid_disks = new_disks;
-        if let Err(e) = raid5::check_reshape(k, m) {
+        if let Err(e) = md::pers_check_reshape(k, m) {
             // bad_unlock: md_stop, unlock.
             md::md_stop(k, m);
             md::mddev_unlock(k, m);
@@ -514,7 +523,7 @@ pub fn raid_presuspend(k: &mut K, m: MdId) {
     }
     if k.k.has(Change::V2PresuspendPrepares) && k.k.has(Change::V2ReshapeDisabledFailsIo) {
         // v2 p9 calls pers->prepare_suspend unconditionally; raid456's is added by v2 p11.
-        raid5::raid5_prepare_suspend(k, m);
+        md::pers_prepare_suspend(k, m);
     }
     if k.k.has(Change::WaitReshapeRequeues) {
         // 41425f96d7aa: raid_message refuses from here on.
@@ -531,7 +540,7 @@ pub fn raid_presuspend(k: &mut K, m: MdId) {
         && k.k.has(Change::WaitReshapeRequeues)
         && reshape_interrupted(&k.mddevs[m])
     {
-        raid5::raid5_prepare_suspend(k, m);
+        md::pers_prepare_suspend(k, m);
     }
 }
 
@@ -597,8 +606,8 @@ fn rs_start_reshape(k: &mut K, m: MdId) -> Result<(), Errno> {
     enter!(k, "rs_start_reshape");
     k.set_bit(m, MD_RECOVERY_WAIT);
     rs_setup_reshape(k, m);
-    raid5::check_reshape(k, m)?;
-    raid5::raid5_start_reshape(k, m)?;
+    md::pers_check_reshape(k, m)?;
+    md::pers_start_reshape(k, m)?;
     rs_update_sbs(k, m);
     Ok(())
 }

@@ -6,8 +6,8 @@
 use crate::enter;
 use crate::kernel::Change;
 use crate::md_h::*;
-use crate::raid5;
 use crate::sched::{Cx, MdId, MdThread, ThreadFn, ThreadId, World, K};
+use crate::{raid10, raid5};
 
 pub type Errno = &'static str;
 pub const EBUSY: Errno = "EBUSY";
@@ -69,7 +69,7 @@ fn md_thread(cx: &Cx, t: ThreadId) {
         k.threads[t].in_fn = true;
         let m = k.threads[t].mddev;
         match k.threads[t].func {
-            ThreadFn::Daemon => raid5::raid5d(&mut k, m),
+            ThreadFn::Daemon => pers_daemon(&mut k, m),
             ThreadFn::Sync => md_do_sync(&mut k, m, t),
             ThreadFn::SyncWork => md_misc_wq_work(&mut k, m),
         }
@@ -343,7 +343,7 @@ fn check_recovery_unlock(k: &mut K, m: MdId) {
 /// continued here (never through start_reshape).
 fn md_choose_sync_action(k: &mut K, m: MdId) -> bool {
     if k.mddevs[m].reshape_position != MAX_SECTOR {
-        if raid5::check_reshape(k, m).is_err() {
+        if pers_check_reshape(k, m).is_err() {
             return false;
         }
         k.set_bit(m, MD_RECOVERY_RESHAPE);
@@ -494,7 +494,7 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
         if k.test_bit(m, MD_RECOVERY_INTR) {
             break;
         }
-        let n = raid5::raid5_sync_request(k, m, j, max);
+        let n = pers_sync_request(k, m, j, max);
         if n == 0 {
             k.set_bit(m, MD_RECOVERY_INTR);
             break;
@@ -517,14 +517,14 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
     }
     k.pre();
     // The final sync_request: for a reshape, end_reshape (only if INTR is clear).
-    raid5::raid5_sync_request(k, m, max, max);
+    pers_sync_request(k, m, max, max);
     if reshape && k.k.has(Change::FinishReshapeInSyncThread) && k.mddevs[m].curr_resync > 3 {
         // 8ff59a72478d "md: move finish_reshape to md_finish_sync()": md_finish_sync(RESHAPE)
         // calls pers->finish_reshape here, in the sync thread, interrupted or not. Another
         // CPU may set INTR between end_reshape and it.
         k.pre();
         intr_after_end_reshape_check(k, m);
-        raid5::raid5_finish_reshape(k, m);
+        pers_finish_reshape(k, m);
     }
     if sync && !k.test_bit(m, MD_RECOVERY_CHECK) {
         if !k.test_bit(m, MD_RECOVERY_INTR) {
@@ -676,7 +676,7 @@ pub fn md_reap_sync_thread(k: &mut K, m: MdId) {
         && !k.k.has(Change::FinishReshapeInSyncThread)
     {
         intr_after_end_reshape_check(k, m);
-        raid5::raid5_finish_reshape(k, m);
+        pers_finish_reshape(k, m);
     }
     md_update_sb(k, m, true);
     for b in [
@@ -812,10 +812,10 @@ pub fn action_store(k: &mut K, m: MdId, word: &str) -> Result<(), Errno> {
             let r = if k.test_bit(m, MD_RECOVERY_RUNNING) {
                 Err(EBUSY)
             } else if k.mddevs[m].reshape_position == MAX_SECTOR
-                || raid5::check_reshape(k, m).is_err()
+                || pers_check_reshape(k, m).is_err()
             {
                 k.clear_bit(m, MD_RECOVERY_FROZEN);
-                raid5::raid5_start_reshape(k, m)
+                pers_start_reshape(k, m)
             } else {
                 // An interrupted reshape: md_check_recovery continues it.
                 k.clear_bit(m, MD_RECOVERY_FROZEN);
@@ -869,8 +869,8 @@ pub fn update_raid_disks(k: &mut K, m: MdId, disks: u32) -> Result<(), Errno> {
             d if d > 0 => k.mddevs[m].reshape_backwards = false,
             _ => {}
         }
-        match raid5::check_reshape(k, m) {
-            Ok(()) => raid5::raid5_start_reshape(k, m),
+        match pers_check_reshape(k, m) {
+            Ok(()) => pers_start_reshape(k, m),
             Err(e) => Err(e),
         }
     };
@@ -959,7 +959,7 @@ pub fn md_handle_request(k: &mut K, m: MdId, bio: usize) -> bool {
             !w.mddevs[m].active_io_dying
         });
         k.mddevs[m].active_io += 1;
-        let ok = raid5::raid5_make_request(k, m, bio);
+        let ok = pers_make_request(k, m, bio);
         k.mddevs[m].active_io -= 1;
         if k.mddevs[m].active_io == 0 {
             let q = k.mddevs[m].sb_wait;
@@ -1000,7 +1000,7 @@ pub fn __md_stop_writes(k: &mut K, m: MdId) {
         || md_is_rdwr(&k.mddevs[m])
         || !k.mddevs[m].is_dm
     {
-        raid5::raid5_quiesce(k, m);
+        pers_quiesce(k, m);
     }
     if md_is_rdwr(&k.mddevs[m]) && (!k.mddevs[m].in_sync || k.mddevs[m].sb_flags != 0) {
         k.mddevs[m].in_sync = true;
@@ -1140,8 +1140,15 @@ pub fn md_run(k: &mut K, m: MdId) -> Result<(), Errno> {
     if !(k.k.has(Change::MdRunKeepsDmFrozen) && k.mddevs[m].is_dm) {
         k.set_recovery(m, 0);
     }
-    raid5::raid5_run(k, m)?;
-    let daemon = md_register_thread(k, m, ThreadFn::Daemon, "raid5", "raid5_run");
+    let (level, run) = match pers(k, m) {
+        Personality::Raid456 => ("raid5", "raid5_run"),
+        Personality::Raid10 => ("raid10", "raid10_run"),
+    };
+    match pers(k, m) {
+        Personality::Raid456 => raid5::raid5_run(k, m)?,
+        Personality::Raid10 => raid10::raid10_run(k, m)?,
+    }
+    let daemon = md_register_thread(k, m, ThreadFn::Daemon, level, run);
     k.mddevs[m].thread = Some(daemon);
     k.set_bit(m, MD_RECOVERY_NEEDED);
     if k.mddevs[m].sb_flags != 0 {
@@ -1153,6 +1160,10 @@ pub fn md_run(k: &mut K, m: MdId) -> Result<(), Errno> {
 /// `md_start()`: WAIT around pers->start, then wake the sync thread.
 pub fn md_start(k: &mut K, m: MdId) {
     enter!(k, "md_start");
+    if pers(k, m) != Personality::Raid456 {
+        // "if (mddev->pers->start)": raid10 has none, so nothing wakes a sync thread here.
+        return;
+    }
     k.set_bit(m, MD_RECOVERY_WAIT);
     let d = k.mddevs[m].thread;
     md_wakeup_thread(k, d);
@@ -1333,4 +1344,79 @@ pub fn set_array_sectors(k: &mut K, m: MdId, size: Sector) {
     let mem = k.mddevs[m].members;
     let low = &mut k.members[mem].smallest_array;
     *low = (*low).min(size);
+}
+
+// `mddev->pers->...`: the personality's functions.
+
+/// Where block `b` of geometry `g` is stored: every copy's (member, slot) (the model's
+/// set-up and checks; the personalities place data with their own functions).
+pub fn block_slots(g: &Geo, b: Sector) -> Vec<(usize, usize)> {
+    match g.layout.personality() {
+        Personality::Raid456 => vec![raid5::map_block(g, b)],
+        Personality::Raid10 => raid10::raid10_find_phys(g, b).to_vec(),
+    }
+}
+
+/// `mddev->pers`, from the array's layout.
+pub fn pers(k: &K, m: MdId) -> Personality {
+    k.mddevs[m].geo.layout.personality()
+}
+
+fn pers_daemon(k: &mut K, m: MdId) {
+    match pers(k, m) {
+        Personality::Raid456 => raid5::raid5d(k, m),
+        Personality::Raid10 => raid10::raid10d(k, m),
+    }
+}
+
+/// `pers->check_reshape`.
+pub fn pers_check_reshape(k: &mut K, m: MdId) -> Result<(), Errno> {
+    match pers(k, m) {
+        Personality::Raid456 => raid5::check_reshape(k, m),
+        Personality::Raid10 => raid10::raid10_check_reshape(k, m),
+    }
+}
+
+/// `pers->start_reshape`.
+pub fn pers_start_reshape(k: &mut K, m: MdId) -> Result<(), Errno> {
+    match pers(k, m) {
+        Personality::Raid456 => raid5::raid5_start_reshape(k, m),
+        Personality::Raid10 => raid10::raid10_start_reshape(k, m),
+    }
+}
+
+fn pers_sync_request(k: &mut K, m: MdId, j: Sector, max: Sector) -> Sector {
+    match pers(k, m) {
+        Personality::Raid456 => raid5::raid5_sync_request(k, m, j, max),
+        Personality::Raid10 => raid10::raid10_sync_request(k, m, j, max),
+    }
+}
+
+fn pers_finish_reshape(k: &mut K, m: MdId) {
+    match pers(k, m) {
+        Personality::Raid456 => raid5::raid5_finish_reshape(k, m),
+        Personality::Raid10 => raid10::raid10_finish_reshape(k, m),
+    }
+}
+
+fn pers_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
+    match pers(k, m) {
+        Personality::Raid456 => raid5::raid5_make_request(k, m, bio),
+        Personality::Raid10 => raid10::raid10_make_request(k, m, bio),
+    }
+}
+
+/// `pers->quiesce`.
+pub fn pers_quiesce(k: &mut K, m: MdId) {
+    match pers(k, m) {
+        Personality::Raid456 => raid5::raid5_quiesce(k, m),
+        Personality::Raid10 => raid10::raid10_quiesce(k, m),
+    }
+}
+
+/// `pers->prepare_suspend` (5625ff8b72b0): raid456 only.
+pub fn pers_prepare_suspend(k: &mut K, m: MdId) {
+    if pers(k, m) == Personality::Raid456 {
+        raid5::raid5_prepare_suspend(k, m);
+    }
 }

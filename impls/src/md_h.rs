@@ -77,9 +77,13 @@ pub enum Layout {
     Rs,
     /// ALGORITHM_PARITY_N (raid5_n)
     N,
+    /// raid10 "near", two copies (md layout 0x102): lvm's `raid10` (`raid10_near`). Not a
+    /// raid456 layout: the array is run by the raid10 personality.
+    Near2,
 }
 
 impl Layout {
+    /// The raid456 layouts (a takeover between them and raid10 is not modelled).
     pub const ALL: [Layout; 5] = [Layout::La, Layout::Ra, Layout::Ls, Layout::Rs, Layout::N];
     pub fn name(self) -> &'static str {
         match self {
@@ -88,13 +92,34 @@ impl Layout {
             Layout::Ls => "raid5_ls",
             Layout::Rs => "raid5_rs",
             Layout::N => "raid5_n",
+            Layout::Near2 => "raid10",
         }
     }
     pub fn parse(s: &str) -> Option<Layout> {
+        if s == "raid10" || s == "raid10_near" {
+            return Some(Layout::Near2);
+        }
         Layout::ALL
             .into_iter()
             .find(|l| l.name() == s || (s == "raid5" && *l == Layout::Ls))
     }
+    /// `mddev->pers`: the personality an array of this layout runs.
+    pub fn personality(self) -> Personality {
+        match self {
+            Layout::Near2 => Personality::Raid10,
+            _ => Personality::Raid456,
+        }
+    }
+}
+
+/// `struct md_personality`: which personality's functions an array calls (md.c's
+/// `mddev->pers->...`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Personality {
+    /// raid5.c (raid4/5/6): has a `start` op (raid5_start).
+    Raid456,
+    /// raid10.c: no `start` op, so md_start does nothing for it.
+    Raid10,
 }
 
 /// What raid456 needs to place data: disk count, parity layout, chunk (blocks), and where data
@@ -108,8 +133,12 @@ pub struct Geo {
 }
 
 impl Geo {
+    /// Members' worth of data: raid_disks - 1 (raid5), raid_disks / 2 (raid10 near, 2 copies).
     pub fn data_disks(&self) -> u32 {
-        self.raid_disks - 1
+        match self.layout {
+            Layout::Near2 => self.raid_disks / 2,
+            _ => self.raid_disks - 1,
+        }
     }
 }
 

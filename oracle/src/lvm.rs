@@ -732,6 +732,18 @@ fn kernel_data_offset(k: &mut K, name: &str) -> u32 {
 fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
     let mut mt = meta(k, name);
     let legs = mt.table.legs;
+    if mt.table.layout == Layout::Near2 {
+        // raid10 (2 mirrors): lvm adds stripes (two images each) and never removes them.
+        let data = legs / 2;
+        if stripes < data {
+            return Err("Can't remove stripes from a raid10 LV".into());
+        }
+        if stripes == data {
+            return Ok(());
+        }
+        let delta = 2 * (stripes as i32 - data as i32);
+        return reshape_stripes(k, name, mt, delta, stripes * 2);
+    }
     let data = legs - 1 - mt.freed;
     if mt.freed > 0 {
         // Second step of a removal (§3.2): drop the freed legs once the kernel finished.
@@ -757,9 +769,15 @@ fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
     if stripes < data && !force {
         return Err("Can't remove stripes without --force".into());
     }
+    let new_legs = if stripes > data { stripes + 1 } else { legs };
+    reshape_stripes(k, name, mt, stripes as i32 - data as i32, new_legs)
+}
+
+/// `--stripes` as a reshape of `delta` members: reshape space, the reload with delta_disks,
+/// the reload without (a removal keeps the freed legs until the second `--stripes`).
+fn reshape_stripes(k: &mut K, name: &str, mut mt: LvMeta, delta: i32, new_legs: u32) -> R {
     in_sync(k, name)?;
     let r = reshape_space(k, name);
-    let new_legs = if stripes > data { stripes + 1 } else { legs };
     let mut relocate_by = 0i64;
     if mt.reshape_space == 0 {
         // Allocate reshape space at the end: interim reload with the new legs, no flags.
@@ -772,12 +790,11 @@ fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
         mt.table = interim;
     }
     let off = kernel_data_offset(k, name);
-    if stripes > data && off == 0 {
+    if delta > 0 && off == 0 {
         relocate_by = r as i64; // space to the front
-    } else if stripes < data && off != 0 {
+    } else if delta < 0 && off != 0 {
         relocate_by = -(r as i64); // space to the end
     }
-    let delta = stripes as i32 - data as i32;
     let t2 = Table {
         legs: new_legs,
         delta_disks: delta,
@@ -792,8 +809,8 @@ fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
     };
     update_and_reload(k, name, &t3, 0)?;
     mt.table = t3;
-    if stripes < data {
-        mt.freed = data - stripes;
+    if delta < 0 {
+        mt.freed = delta.unsigned_abs();
     }
     set_meta(k, name, mt);
     Ok(())
@@ -808,6 +825,13 @@ fn lvconvert_keep_images(k: &mut K, name: &str, layout: Option<Layout>, chunk: O
         layout.unwrap_or(mt.table.layout),
         chunk.unwrap_or(mt.table.chunk),
     );
+    if nl.personality() != mt.table.layout.personality() {
+        return Err(format!(
+            "takeover from {} to {} is not modelled",
+            mt.table.layout.name(),
+            nl.name()
+        ));
+    }
     if nl == mt.table.layout && nc == mt.table.chunk {
         return Ok(());
     }

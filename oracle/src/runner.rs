@@ -16,8 +16,9 @@ use crate::scenario::{ArrayKind, InitState, Scenario, VerdictKind};
 use crate::shadow::Shadow;
 use crate::verdict::{classify_hang, Outcome};
 use md_model::dm_raid::Table;
+use md_model::md::block_slots;
 use md_model::md_h::*;
-use md_model::raid5::{geo_size, map_block};
+use md_model::raid5::geo_size;
 use md_model::sched::{blocked_report, Cx, Sys, World};
 use md_model::sync::{thread, Arc, Mutex};
 use md_model::{md, Kernel};
@@ -335,8 +336,9 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
         let origin = vec![vec![(0usize, 0u64); dev_blocks as usize]; 16];
         let size = geo_size(&geo, a.dev);
         for b in 0..size {
-            let (d, sl) = map_block(&geo, b);
-            disks[d][sl] = Shadow::initial(b);
+            for (d, sl) in block_slots(&geo, b) {
+                disks[d][sl] = Shadow::initial(b);
+            }
         }
         k.members.push(Members {
             name: a.name.clone(),
@@ -405,8 +407,9 @@ fn runner_main(
             chunk: a.chunk,
             data_offset: 0,
         };
-        let (d, sl) = map_block(&geo, b);
-        k.members[0].disks[d][sl] ^= 0xdead_0000;
+        for (d, sl) in block_slots(&geo, b) {
+            k.members[0].disks[d][sl] ^= 0xdead_0000;
+        }
     }
     // The actors.
     let mut actor_tasks = Vec::new();

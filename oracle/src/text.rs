@@ -130,8 +130,8 @@ fn valid_name(s: &str) -> bool {
 
 fn layout(l: &mut Line) -> Result<Layout, ParseError> {
     let col = l.col();
-    let w = l.next("a raid5 layout (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n)")?;
-    Layout::parse(w).ok_or_else(|| l.err(col, format!("expected a raid5 layout (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n), found `{w}`")))
+    let w = l.next("a raid type (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n, raid10)")?;
+    Layout::parse(w).ok_or_else(|| l.err(col, format!("expected a raid type (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n, raid10), found `{w}`")))
 }
 
 /// `key=value` with a number value.
@@ -247,6 +247,13 @@ fn parse_array(l: &mut Line) -> Result<ArraySpec, ParseError> {
         return Err(l.err(
             col,
             format!("expected disks between 3 and 12, found {disks}"),
+        ));
+    }
+    if layout == Layout::Near2 && (disks < 4 || !disks.is_multiple_of(2)) {
+        // lvm's raid10 is 2 mirrors of N >= 2 stripes.
+        return Err(l.err(
+            col,
+            format!("expected an even number of raid10 disks, at least 4, found {disks}"),
         ));
     }
     let col = l.col();

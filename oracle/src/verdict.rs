@@ -58,7 +58,17 @@ pub fn classify_hang(w: &World) -> &'static str {
     }
     if !sleeping("stop_sync_thread: waiting for MD_RECOVERY_RUNNING") && !sleeping("kthread_stop") {
         if !sleeping("raid5_make_request: waiting for reshape") {
-            return "other";
+            // H4 without a stop yet: a sync thread registered directly (RUNNING) that
+            // nothing ever woke, so the sync everyone waits for never starts.
+            let never_ran = w.mddevs.iter().any(|md| {
+                !md.stopped
+                    && md.test(MD_RECOVERY_RUNNING)
+                    && !md.test(MD_RECOVERY_DONE)
+                    && md
+                        .sync_thread
+                        .is_some_and(|t| w.threads[t].runs == 0 && !w.threads[t].in_fn)
+            });
+            return if never_ran { "H4" } else { "other" };
         }
         // IO waits for a reshape that was interrupted and that nothing will restart: no
         // thread, RUNNING / NEEDED / FROZEN / WAIT all clear, read-write, no suspend coming

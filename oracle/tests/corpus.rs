@@ -146,6 +146,36 @@ fn a_broken_data_path_is_reported_as_corruption() {
     assert!(broken.detail.contains("lv block 13:"), "{}", broken.detail);
 }
 
+/// The same through a raid10 reshape: both copies move to the new geometry, and a block
+/// damaged before it is still found after it.
+#[test]
+fn a_broken_block_survives_a_raid10_reshape_as_corruption() {
+    let s = text::parse(
+        "array lv dm raid10 disks=4 chunk=2 dev=16\nlvm: lvchange -ay lv\n\
+         lvm: lvconvert --stripes 3 lv\nlvm: wait_for_sync lv\nlvm: fsck lv\n",
+    )
+    .unwrap();
+    let k = Kernel::parse("v6.9").unwrap();
+    let clean = run(&s, &k, &RunOptions::default()).unwrap();
+    assert_eq!(clean.short(), "pass", "{}", clean.detail);
+    assert!(
+        clean.op_results.iter().all(|r| r == "ok"),
+        "{:?}",
+        clean.op_results
+    );
+    let broken = run(
+        &s,
+        &k,
+        &RunOptions {
+            sabotage_block: Some(13),
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(broken.verdict, md_oracle::VerdictKind::Corruption);
+    assert!(broken.detail.contains("lv block 13:"), "{}", broken.detail);
+}
+
 /// A known finding names a corruption only when its mechanism made it: the same run with a
 /// member slot damaged at set-up (garbage, no block's data) is a corruption nobody explains,
 /// although the stale-position finding happened in it too.

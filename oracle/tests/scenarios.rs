@@ -47,7 +47,11 @@ fn parse_errors_name_line_column_and_what_was_expected() {
     let cases = [
         (
             "array lv dm raid5_xx disks=4 chunk=2 dev=16\n",
-            "1:13: expected a raid5 layout",
+            "1:13: expected a raid type (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n, raid10), found `raid5_xx`",
+        ),
+        (
+            "array lv dm raid10 disks=5 chunk=2 dev=16\n",
+            "1:20: expected an even number of raid10 disks, at least 4, found 5",
         ),
         (
             "array lv dm raid5_ls disks=4 chunk=2 dev=16\nlvm: lvchange -ay lw\n",
