@@ -269,6 +269,9 @@ fn reshape_request(k: &mut K, m: MdId, j: Sector) -> Sector {
     {
         return 0;
     }
+    // raise_barrier() ... lower_barrier() (end_reshape_request): regular IO waits in
+    // wait_barrier for the whole copy, so the model moves the unit in one step, with
+    // reshape_progress.
     {
         let cf = conf_mut(k, m);
         cf.reshape_progress = if back { lo } else { hi };
@@ -283,7 +286,6 @@ fn reshape_request(k: &mut K, m: MdId, j: Sector) -> Sector {
             (k.members[mem].disks[d][s], k.members[mem].origin[d][s])
         })
         .collect();
-    k.pre();
     let who = (k.cx.task, k.steps);
     if k.tracing() {
         let name = k.mddevs[m].name.clone();
@@ -391,6 +393,7 @@ pub fn raid10_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
         }
         let mem = k.mddevs[m].members;
         let copies = raid10_find_phys(&g, b);
+
         if write {
             let tag = k.bios[bio].tag | b;
             for (d, s) in copies {

@@ -64,6 +64,19 @@ fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> 
         },
         6 => Op::Deactivate { dev },
         7 => Op::Activate { dev },
+        8 | 9 if a.layout == Layout::Near2 => {
+            // raid10: lvm adds a stripe (two images); asking for fewer is refused.
+            let data = *legs / 2;
+            let stripes = if u.ratio(4, 5)? { data + 1 } else { data - 1 };
+            if stripes > data {
+                *legs = stripes * 2;
+            }
+            Op::Stripes {
+                dev,
+                stripes,
+                force: stripes < data,
+            }
+        }
         8 | 9 => {
             let data = *legs - 1;
             let stripes = if u.arbitrary()? {
@@ -132,7 +145,12 @@ fn md_admin_op(u: &mut Unstructured, a: &ArraySpec) -> Result<Op> {
 }
 
 fn io_op(u: &mut Unstructured, a: &ArraySpec) -> Result<Op> {
-    let size = (a.disks as u64 - 1) * a.dev as u64;
+    let data = if a.layout == Layout::Near2 {
+        a.disks / 2
+    } else {
+        a.disks - 1
+    };
+    let size = u64::from(data) * a.dev as u64;
     let dev = a.name.clone();
     Ok(match u.int_in_range(0..=5)? {
         0 | 1 => Op::Read {
@@ -156,6 +174,9 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
         ArrayKind::Dm
     };
     let chunk = u.int_in_range(1..=2)?;
+    // A dm LV is raid10 (2 or 3 stripes, 2 mirrors) one time in five; md arrays stay raid456
+    // (their sysfs raid_disks +1 would give raid10 an odd member count).
+    let raid10 = kind == ArrayKind::Dm && u.ratio(1, 5)?;
     let a = ArraySpec {
         name: if kind == ArrayKind::Dm {
             "lv".into()
@@ -163,8 +184,12 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
             "md0".into()
         },
         kind,
-        layout: layout(u)?,
-        disks: u.int_in_range(3..=5)?,
+        layout: if raid10 { Layout::Near2 } else { layout(u)? },
+        disks: if raid10 {
+            2 * u.int_in_range(2..=3)?
+        } else {
+            u.int_in_range(3..=5)?
+        },
         chunk,
         dev: chunk * u.int_in_range(4..=12)?,
         state: if u.ratio(1, 3)? {
