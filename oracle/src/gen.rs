@@ -67,7 +67,11 @@ fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> 
         8 | 9 if a.layout == Layout::Near2 => {
             // raid10: lvm adds a stripe (two images); asking for fewer is refused.
             let data = *legs / 2;
-            let stripes = if u.ratio(4, 5)? { data + 1 } else { data - 1 };
+            let stripes = if u.ratio(4, 5)? {
+                data + 1
+            } else {
+                (data - 1).max(2)
+            };
             if stripes > data {
                 *legs = stripes * 2;
             }
