@@ -92,10 +92,17 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
             a.name
         ));
     }
-    if a.layout != Layout::Ls {
+    if a.layout != Layout::Ls && a.layout != Layout::Near2 {
         return Err(format!(
-            "array {}: layout {:?}: lvcreate --type raid5 makes raid5_ls; other layouts are not translated",
+            "array {}: layout {:?}: lvcreate --type raid5 makes raid5_ls (and --type raid10 \
+             raid10 near); other layouts are not translated",
             a.name, a.layout
+        ));
+    }
+    if a.layout == Layout::Near2 && a.disks != 4 {
+        return Err(format!(
+            "array {}: raid10 with {} disks; the VM has 6 loop devices: 2 stripes, grown to 3",
+            a.name, a.disks
         ));
     }
     if a.state == InitState::Resync {
@@ -120,7 +127,12 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
         let _ = writeln!(out, "USE_DELAY=1");
     }
     // raid5 with the scenario's data stripes, 64 KiB chunks, 48 MiB, in sync.
-    let _ = writeln!(out, "setup_vg\ncreate_lv raid5 {}\nwait_sync", a.disks - 1);
+    let (kind, stripes) = if a.layout == Layout::Near2 {
+        ("raid10", a.disks / 2)
+    } else {
+        ("raid5", a.disks - 1)
+    };
+    let _ = writeln!(out, "setup_vg\ncreate_lv {kind} {stripes}\nwait_sync");
     let _ = writeln!(out, "write_all setup_write");
     // The model's LV starts inactive: lvm activates it as the scenario's first op.
     let _ = writeln!(out, "step setup_deactivate lvchange -an vg/lv");
