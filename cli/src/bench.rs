@@ -45,8 +45,10 @@ const CLASSES: &[Class] = &[
         verdict: "hang H3",
     },
     Class {
+        // Where v2 04/11's trace was taken: the series without patch 4 (raid10 LVs; pure
+        // v6.7 stops at H3 first on that route).
         name: "H4",
-        kernel: "v6.7",
+        kernel: "v6.7+v2-p4",
         verdict: "hang H4",
     },
     Class {
