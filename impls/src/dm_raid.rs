@@ -128,6 +128,7 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     // (lvm issues one only when the status said the reshape ended; the superblock saying it
     // still runs is then stale, and nothing at preresume can make this table's set-up right).
     if k.k.has(Change::PreresumeRereadsReshapePosition)
+        && t.layout.personality() == Personality::Raid456
         && !first_use
         && sb.reshape_active()
         && (t.layout != sb.new_layout || t.chunk != sb.new_chunk)
@@ -621,7 +622,12 @@ fn rs_start_reshape(k: &mut K, m: MdId) -> Result<(), Errno> {
 fn rs_reread_reshape_position(k: &mut K, m: MdId) {
     enter!(k, "rs_reread_reshape_position");
     let md = &k.mddevs[m];
-    if md.reshape_position == MAX_SECTOR || rs_test(k, m, RT_FLAG_RESHAPE_RS) {
+    // "if (!rs_is_raid456(rs) || ...)": the patch as written covers raid4/5/6 only (its
+    // conf is an r5conf); a raid10 set keeps the ctr's position.
+    if md::pers(k, m) != Personality::Raid456
+        || md.reshape_position == MAX_SECTOR
+        || rs_test(k, m, RT_FLAG_RESHAPE_RS)
+    {
         return;
     }
     let sb = k.members[md.members].sb.clone();
