@@ -622,12 +622,9 @@ fn rs_start_reshape(k: &mut K, m: MdId) -> Result<(), Errno> {
 fn rs_reread_reshape_position(k: &mut K, m: MdId) {
     enter!(k, "rs_reread_reshape_position");
     let md = &k.mddevs[m];
-    // "if (!rs_is_raid456(rs) || ...)": the patch as written covers raid4/5/6 only (its
-    // conf is an r5conf); a raid10 set keeps the ctr's position.
-    if md::pers(k, m) != Personality::Raid456
-        || md.reshape_position == MAX_SECTOR
-        || rs_test(k, m, RT_FLAG_RESHAPE_RS)
-    {
+    // raid4/5/6 and raid10 (the patch's rs_adopt_*_raid456 / _raid10: r5conf and r10conf
+    // keep the same reshape_progress / reshape_safe; the model's conf is one struct).
+    if md.reshape_position == MAX_SECTOR || rs_test(k, m, RT_FLAG_RESHAPE_RS) {
         return;
     }
     let sb = k.members[md.members].sb.clone();
@@ -663,6 +660,9 @@ fn rs_reread_reshape_position(k: &mut K, m: MdId) {
         }) {
             return;
         }
+        // rs_adopt_end_raid456 / rs_adopt_end_raid10: only raid5's end sets the array size
+        // (md_set_array_sectors); a raid10 set grows as raid10's own end leaves it to.
+        let raid456 = md::pers(k, m) == Personality::Raid456;
         let md = &mut k.mddevs[m];
         md.geo = md.new_geo;
         md.delta_disks = 0;
@@ -672,7 +672,9 @@ fn rs_reread_reshape_position(k: &mut K, m: MdId) {
             c.prev = c.geo;
             c.reshape_progress = MAX_SECTOR;
             c.reshape_safe = MAX_SECTOR;
-            md.array_sectors = raid5::geo_size(&c.geo, c.dev_data);
+            if raid456 {
+                md.array_sectors = raid5::geo_size(&c.geo, c.dev_data);
+            }
         }
         k.clear_bit(m, MD_RECOVERY_RESHAPE);
         k.trace(|| format!("{name}: the reshape finished meanwhile (superblock)"));
