@@ -18,7 +18,8 @@ pub const RT_FLAG_RS_SUSPENDED: u32 = 5;
 /// Added by 41425f96d7aa.
 pub const RT_FLAG_RS_FROZEN: u32 = 9;
 
-/// A dm-raid table line: `raid5_ls <chunk> [delta_disks N] [data_offset S] [nosync] <legs>`.
+/// A dm-raid table line: `raid5_ls <chunk> [rebuild i]... [delta_disks N] [data_offset S]
+/// [nosync] <legs>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Table {
     pub layout: Layout,
@@ -27,6 +28,8 @@ pub struct Table {
     pub delta_disks: i32,
     pub data_offset: Option<u32>,
     pub nosync: bool,
+    /// `rebuild i` for each bit i (lvm emits it for every rimage flagged LV_REBUILD).
+    pub rebuild: u32,
 }
 
 impl Table {
@@ -97,8 +100,11 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     let (dev_data, dev_blocks) = (k.members[mem].dev_data, k.members[mem].dev_blocks);
     // The sizes must work out: the chunk divides the data area, and data plus the requested
     // offset fit in each member.
+    let min_disks = if t.layout == Layout::Raid1 { 2 } else { 3 };
     if t.legs as usize > k.members[mem].disks.len()
-        || t.new_raid_disks() < 3
+        || t.legs as usize > MAX_MEMBERS
+        || t.new_raid_disks() < min_disks
+        || t.rebuild >> t.legs != 0
         || t.chunk == 0
         || dev_data % t.chunk != 0
         || t.data_offset.unwrap_or(0) + dev_data > dev_blocks
@@ -135,10 +141,21 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     {
         return Err(EINVAL);
     }
+    let raid1 = t.layout == Layout::Raid1;
+    if raid1 && !first_use {
+        // super_init_validation(): a leg without a superblock is a new device; one injected
+        // without `rebuild` (or delta_disks) is refused.
+        let new_devs = (sb.num_devices..t.legs).filter(|&d| t.rebuild & (1 << d) == 0);
+        if new_devs.count() > 0 || t.delta_disks != 0 {
+            return Err(EINVAL);
+        }
+    }
     // Legs beyond the superblock's count without delta_disks are rebuild legs (lvm's interim
-    // reload, or freed legs not yet removed): the array keeps its disk count.
+    // reload, or freed legs not yet removed): the array keeps its disk count. raid1 takes the
+    // table's count ("Historical case to support raid1 reshape without delta disks":
+    // rs_prepare_reshape sets raid_disks, no reshape).
     let sb_disks = sb.cur_geo().raid_disks;
-    let extra_legs = t.delta_disks == 0 && !first_use && t.legs > sb.num_devices;
+    let extra_legs = !raid1 && t.delta_disks == 0 && !first_use && t.legs > sb.num_devices;
     let old_disks = if t.delta_disks > 0 {
         t.legs - t.delta_disks as u32
     } else if extra_legs || sb.reshape_active() {
@@ -151,7 +168,7 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     } else {
         t.new_raid_disks()
     };
-    if !first_use && !sb.reshape_active() && old_disks != sb.num_devices {
+    if !raid1 && !first_use && !sb.reshape_active() && old_disks != sb.num_devices {
         // A table whose legs do not match the superblocks (and no delta_disks).
         return Err(EINVAL);
     }
@@ -279,6 +296,38 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
         md.reshape_position = sb.reshape_position;
         md.reshape_backwards = backwards;
         md.recovery_cp = recovery_cp;
+    }
+    if raid1 {
+        // parse_raid_params(): every leg In_sync, `rebuild` legs not (recovery_offset 0);
+        // super_validate(): an existing leg takes its superblock's disk_recovery_offset.
+        let md = &mut k.mddevs[m];
+        md.rdevs = (0..t.legs as usize)
+            .map(|d| {
+                if first_use {
+                    Rdev::IN_SYNC
+                } else if t.rebuild & (1 << d) != 0 || d >= sb.num_devices as usize {
+                    Rdev {
+                        in_sync: false,
+                        recovery_offset: 0,
+                    }
+                } else {
+                    let off = sb.disk_recovery_offset[d];
+                    Rdev {
+                        in_sync: off == MAX_SECTOR,
+                        recovery_offset: off,
+                    }
+                }
+            })
+            .collect();
+        if !first_use && t.rebuild != 0 {
+            // size_check: "May not set recovery when a device rebuild is requested".
+            md.recovery_cp = MAX_SECTOR;
+            flags |= 1 << RT_FLAG_UPDATE_SBS;
+        }
+        if !first_use && t.legs > sb.num_devices {
+            // "Create new superblocks and bitmaps, if any new disks".
+            flags |= 1 << RT_FLAG_UPDATE_SBS;
+        }
     }
     for (rule, detail) in inherited {
         k.findings.push(crate::sched::Finding {
@@ -767,10 +816,11 @@ pub fn raid_resume(k: &mut K, m: MdId) {
 ///
 /// As the kernel: the numerator is `recovery_cp` when idle and not interrupted (so an idle
 /// array, a stalled reshape included, reads a full ratio), else `curr_resync_completed`
-/// (the last reshape checkpoint while reshaping; 0 while frozen or suspended). Every leg
-/// reads `a` while resyncing or reshaping (or idle with NEEDED set), `A` during check /
-/// repair and otherwise (the model has no failed or rebuilding legs: every rdev is
-/// In_sync).
+/// (the last reshape checkpoint while reshaping; 0 while frozen or suspended).
+/// `__raid_dev_status()`: a leg reads `a` while the set resyncs or reshapes (or is idle with
+/// NEEDED set: RT_FLAG_RS_RESYNCING), or when it is not In_sync and the set is not known to
+/// be in sync (RT_FLAG_RS_IN_SYNC: a finished recovery, check / repair, or every leg
+/// In_sync); `A` otherwise.
 pub fn raid_status(k: &K, m: MdId) -> (String, Sector, Sector, &'static str) {
     let md = &k.mddevs[m];
     let action = decipher_sync_action(md);
@@ -780,20 +830,30 @@ pub fn raid_status(k: &K, m: MdId) -> (String, Sector, Sector, &'static str) {
     } else {
         md.curr_resync_completed
     };
-    let resyncing = if action == "idle" && r >= total {
-        false
+    let all_in_sync = md.rdevs.iter().all(|r| r.in_sync);
+    let (resyncing, in_sync) = if action == "idle" && r >= total {
+        (false, md.test(MD_RECOVERY_RECOVER))
     } else {
         match action {
-            "resync" | "reshape" => true,
-            "check" | "repair" => false,
-            _ => md.test(MD_RECOVERY_NEEDED),
+            "resync" | "reshape" => (true, false),
+            "check" | "repair" => (false, true),
+            "recover" => (false, false),
+            _ if md.test(MD_RECOVERY_NEEDED) => (true, false),
+            _ => (false, all_in_sync),
         }
     };
     let legs = k.raid_sets[m]
         .as_ref()
         .map_or(md.geo.raid_disks, |rs| rs.table.legs);
-    let health = (0..legs)
-        .map(|_| if resyncing { 'a' } else { 'A' })
+    let health = (0..legs as usize)
+        .map(|d| {
+            let leg_in_sync = md.rdevs.get(d).is_none_or(|r| r.in_sync);
+            if resyncing || (!in_sync && !leg_in_sync) {
+                'a'
+            } else {
+                'A'
+            }
+        })
         .collect();
     (health, r.min(total), total, action)
 }

@@ -11,6 +11,7 @@ pub mod dm_raid;
 pub mod kernel;
 pub mod md;
 pub mod md_h;
+pub mod raid1;
 pub mod raid10;
 pub mod raid5;
 pub mod sched;

@@ -7,7 +7,7 @@ use crate::enter;
 use crate::kernel::Change;
 use crate::md_h::*;
 use crate::sched::{Cx, MdId, MdThread, ThreadFn, ThreadId, World, K};
-use crate::{raid10, raid5};
+use crate::{raid1, raid10, raid5};
 
 pub type Errno = &'static str;
 pub const EBUSY: Errno = "EBUSY";
@@ -291,7 +291,12 @@ pub fn md_check_recovery(k: &mut K, m: MdId) {
         }
         k.set_bit(m, MD_RECOVERY_INTR);
         md_reap_sync_thread(k, m);
-        // md_spares_need_change(): spares are not modelled.
+        if md_spares_need_change(k, m) {
+            // md_start_sync removes / adds them (it takes its not-running exit on a
+            // read-only array).
+            k.set_bit(m, MD_RECOVERY_RUNNING);
+            queue_sync_work(k, m);
+        }
         k.clear_bit(m, MD_RECOVERY_RECOVER);
         k.clear_bit(m, MD_RECOVERY_NEEDED);
         k.mddevs[m].sb_flags &= !(1 << MD_SB_CHANGE_PENDING);
@@ -350,10 +355,21 @@ fn md_choose_sync_action(k: &mut K, m: MdId) -> bool {
         k.clear_bit(m, MD_RECOVERY_RECOVER);
         return true;
     }
-    // remove_and_add_spares(): spares are not modelled.
+    // A pending resync before spares, as 6.12.118 / 7.3 order it (remove_spares() first,
+    // which removes nothing here: raid1_remove_disk refuses a leg that is not Faulty).
+    // v6.7-v6.9 tried remove_and_add_spares first; the two orders differ only when a resync
+    // is pending while a leg awaits recovery, which a dm-raid `rebuild` table never leaves
+    // (rs_setup_recovery(MaxSector)).
     if k.mddevs[m].recovery_cp < MAX_SECTOR {
         k.set_bit(m, MD_RECOVERY_SYNC);
         k.clear_bit(m, MD_RECOVERY_RECOVER);
+        return true;
+    }
+    if remove_and_add_spares(k, m) > 0 {
+        k.clear_bit(m, MD_RECOVERY_SYNC);
+        k.clear_bit(m, MD_RECOVERY_CHECK);
+        k.clear_bit(m, MD_RECOVERY_REQUESTED);
+        k.set_bit(m, MD_RECOVERY_RECOVER);
         return true;
     }
     if k.test_bit(m, MD_RECOVERY_SYNC) {
@@ -362,14 +378,25 @@ fn md_choose_sync_action(k: &mut K, m: MdId) -> bool {
     false
 }
 
+/// `rdev_removeable()` || `rdev_addable()` for some leg: a leg not In_sync (with a raid_disk,
+/// no IO pending, not Blocked or Faulty) counts as removable. Every leg of the model has a
+/// raid_disk, so none is addable.
+fn md_spares_need_change(k: &K, m: MdId) -> bool {
+    k.mddevs[m].rdevs.iter().any(|r| !r.in_sync)
+}
+
+/// `remove_and_add_spares(mddev, NULL)`: hot_remove_disk refuses every removable leg
+/// (raid1_remove_disk: -EBUSY unless Faulty), nothing is addable; the spares are the legs
+/// that are not In_sync (`rdev_is_spare`).
+fn remove_and_add_spares(k: &K, m: MdId) -> u32 {
+    k.mddevs[m].rdevs.iter().filter(|r| !r.in_sync).count() as u32
+}
+
 /// `md_start_sync()`: the sync_work item; registers the sync thread.
 pub fn md_start_sync(k: &mut K, m: MdId) {
     enter!(k, "md_start_sync");
     k.mddevs[m].sync_work_pending = false;
     k.mddevs[m].sync_work_running = true;
-    // md_spares_need_change() is false (no spares), so neither v6.7 nor 9e46c70e829b
-    // "md: Don't suspend the array for interrupted reshape" suspends here; see that gate in
-    // `md_start_sync_suspend`.
     let suspend = md_start_sync_suspend(k, m);
     if suspend {
         mddev_suspend(k, m, false);
@@ -418,7 +445,7 @@ pub fn md_start_sync(k: &mut K, m: MdId) {
 /// Whether md_start_sync suspends the array: only when spares need changing, and since
 /// 9e46c70e829b "md: Don't suspend the array for interrupted reshape" only without a reshape.
 fn md_start_sync_suspend(k: &mut K, m: MdId) -> bool {
-    let spares_need_change = false;
+    let spares_need_change = md_spares_need_change(k, m);
     if k.k.has(Change::NoSuspendForInterruptedReshape) {
         spares_need_change && k.mddevs[m].reshape_position == MAX_SECTOR
     } else {
@@ -470,8 +497,14 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
     }
     k.mddevs[m].curr_resync = 3;
     let max = k.mddevs[m].array_sectors;
+    let recover = !reshape && !sync && k.test_bit(m, MD_RECOVERY_RECOVER);
     let mut j: Sector = if reshape {
         0
+    } else if recover {
+        // "recovery follows the physical size of devices": from the lowest recovery_offset
+        // of the legs that need it.
+        let legs = k.mddevs[m].rdevs.iter().filter(|r| !r.in_sync);
+        legs.map(|r| r.recovery_offset).min().unwrap_or(MAX_SECTOR)
     } else if k.test_bit(m, MD_RECOVERY_REQUESTED) {
         k.mddevs[m].resync_min
     } else {
@@ -532,6 +565,20 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
         } else {
             let c = k.mddevs[m].curr_resync_completed;
             k.mddevs[m].recovery_cp = c;
+        }
+    } else if recover && k.mddevs[m].curr_resync > 3 {
+        // Recovery done (curr_resync = MaxSector) or interrupted: each leg it served is
+        // rebuilt up to curr_resync.
+        if !k.test_bit(m, MD_RECOVERY_INTR) {
+            k.mddevs[m].curr_resync = MAX_SECTOR;
+        }
+        let cur = k.mddevs[m].curr_resync;
+        if k.mddevs[m].delta_disks >= 0 {
+            for r in k.mddevs[m].rdevs.iter_mut() {
+                if !r.in_sync && r.recovery_offset < cur {
+                    r.recovery_offset = cur;
+                }
+            }
         }
     }
     md_do_sync_skip(k, m, t, "skip")
@@ -669,7 +716,14 @@ pub fn md_reap_sync_thread(k: &mut K, m: MdId) {
     }
     md_unregister_sync_thread(k, m);
     k.mddevs[m].sync_seq += 1;
-    // spare_active(): spares are not modelled.
+    if !k.test_bit(m, MD_RECOVERY_INTR)
+        && !k.test_bit(m, MD_RECOVERY_REQUESTED)
+        && pers(k, m) == Personality::Raid1
+        && raid1::raid1_spare_active(k, m) > 0
+    {
+        // "success... activate any spares" (raid5 / raid10 legs are always In_sync here).
+        k.mddevs[m].sb_flags |= 1 << MD_SB_CHANGE_DEVS;
+    }
     // 8ff59a72478d "md: move finish_reshape to md_finish_sync()": not here any more.
     if k.test_bit(m, MD_RECOVERY_RESHAPE)
         && k.mddevs[m].pers
@@ -1143,10 +1197,12 @@ pub fn md_run(k: &mut K, m: MdId) -> Result<(), Errno> {
     let (level, run) = match pers(k, m) {
         Personality::Raid456 => ("raid5", "raid5_run"),
         Personality::Raid10 => ("raid10", "raid10_run"),
+        Personality::Raid1 => ("raid1", "raid1_run"),
     };
     match pers(k, m) {
         Personality::Raid456 => raid5::raid5_run(k, m)?,
         Personality::Raid10 => raid10::raid10_run(k, m)?,
+        Personality::Raid1 => raid1::raid1_run(k, m)?,
     }
     let daemon = md_register_thread(k, m, ThreadFn::Daemon, level, run);
     k.mddevs[m].thread = Some(daemon);
@@ -1161,7 +1217,8 @@ pub fn md_run(k: &mut K, m: MdId) -> Result<(), Errno> {
 pub fn md_start(k: &mut K, m: MdId) {
     enter!(k, "md_start");
     if pers(k, m) != Personality::Raid456 {
-        // "if (mddev->pers->start)": raid10 has none, so nothing wakes a sync thread here.
+        // "if (mddev->pers->start)": raid1 / raid10 have none, so nothing wakes a sync
+        // thread here.
         return;
     }
     k.set_bit(m, MD_RECOVERY_WAIT);
@@ -1208,9 +1265,26 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
         }
         return;
     }
+    // "First make sure individual recovery_offsets are correct".
+    let done = k.mddevs[m].curr_resync_completed;
+    if k.mddevs[m].delta_disks >= 0 {
+        for r in k.mddevs[m].rdevs.iter_mut() {
+            if !r.in_sync && done > r.recovery_offset {
+                r.recovery_offset = done;
+            }
+        }
+    }
     // super_sync(): the current and the new geometry as separate fields, delta_disks always,
-    // the reshape flags from reshape_position.
+    // the reshape flags from reshape_position, each leg's recovery_offset.
     let md = &k.mddevs[m];
+    let mut disk_recovery_offset = [MAX_SECTOR; MAX_MEMBERS];
+    for (d, r) in md.rdevs.iter().enumerate() {
+        disk_recovery_offset[d] = if r.in_sync {
+            MAX_SECTOR
+        } else {
+            r.recovery_offset
+        };
+    }
     let reshaping = md.reshape_position != MAX_SECTOR;
     let (pos, mem) = (md.reshape_position, md.members);
     let new_sb = Superblock {
@@ -1231,6 +1305,7 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
         reshape_position: pos,
         reshape_backwards: reshaping && md.reshape_backwards,
         recovery_cp: md.recovery_cp,
+        disk_recovery_offset,
         ended_unfinished: md.reshape_ended_unfinished,
     };
     k.members[mem].sb = new_sb;
@@ -1290,6 +1365,7 @@ pub fn mddev_alloc(k: &mut K, name: String, members: usize, is_dm: bool) -> MdId
         sync_work_worker: None,
         event_work_pending: false,
         sync_seq: 0,
+        rdevs: vec![Rdev::IN_SYNC; geo.raid_disks as usize],
         pers: false,
         conf: None,
         geo,
@@ -1354,6 +1430,9 @@ pub fn block_slots(g: &Geo, b: Sector) -> Vec<(usize, usize)> {
     match g.layout.personality() {
         Personality::Raid456 => vec![raid5::map_block(g, b)],
         Personality::Raid10 => raid10::raid10_find_phys(g, b).to_vec(),
+        Personality::Raid1 => (0..g.raid_disks as usize)
+            .map(|d| (d, g.data_offset as usize + b as usize))
+            .collect(),
     }
 }
 
@@ -1366,6 +1445,7 @@ fn pers_daemon(k: &mut K, m: MdId) {
     match pers(k, m) {
         Personality::Raid456 => raid5::raid5d(k, m),
         Personality::Raid10 => raid10::raid10d(k, m),
+        Personality::Raid1 => raid1::raid1d(k, m),
     }
 }
 
@@ -1374,6 +1454,9 @@ pub fn pers_check_reshape(k: &mut K, m: MdId) -> Result<(), Errno> {
     match pers(k, m) {
         Personality::Raid456 => raid5::check_reshape(k, m),
         Personality::Raid10 => raid10::raid10_check_reshape(k, m),
+        // raid1_reshape() changes the leg count at once; dm-raid never asks for it (a raid1
+        // table without delta_disks sets raid_disks in the ctr) and there is no position.
+        Personality::Raid1 => Err(EINVAL),
     }
 }
 
@@ -1382,6 +1465,8 @@ pub fn pers_start_reshape(k: &mut K, m: MdId) -> Result<(), Errno> {
     match pers(k, m) {
         Personality::Raid456 => raid5::raid5_start_reshape(k, m),
         Personality::Raid10 => raid10::raid10_start_reshape(k, m),
+        // raid1 has no start_reshape ("if (mddev->pers->start_reshape == NULL) -EINVAL").
+        Personality::Raid1 => Err(EINVAL),
     }
 }
 
@@ -1389,6 +1474,7 @@ fn pers_sync_request(k: &mut K, m: MdId, j: Sector, max: Sector) -> Sector {
     match pers(k, m) {
         Personality::Raid456 => raid5::raid5_sync_request(k, m, j, max),
         Personality::Raid10 => raid10::raid10_sync_request(k, m, j, max),
+        Personality::Raid1 => raid1::raid1_sync_request(k, m, j, max),
     }
 }
 
@@ -1396,6 +1482,7 @@ fn pers_finish_reshape(k: &mut K, m: MdId) {
     match pers(k, m) {
         Personality::Raid456 => raid5::raid5_finish_reshape(k, m),
         Personality::Raid10 => raid10::raid10_finish_reshape(k, m),
+        Personality::Raid1 => {}
     }
 }
 
@@ -1403,6 +1490,7 @@ fn pers_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
     match pers(k, m) {
         Personality::Raid456 => raid5::raid5_make_request(k, m, bio),
         Personality::Raid10 => raid10::raid10_make_request(k, m, bio),
+        Personality::Raid1 => raid1::raid1_make_request(k, m, bio),
     }
 }
 
@@ -1411,6 +1499,7 @@ pub fn pers_quiesce(k: &mut K, m: MdId) {
     match pers(k, m) {
         Personality::Raid456 => raid5::raid5_quiesce(k, m),
         Personality::Raid10 => raid10::raid10_quiesce(k, m),
+        Personality::Raid1 => raid1::raid1_quiesce(k, m),
     }
 }
 

@@ -53,6 +53,24 @@ pub const MD_SB_CHANGE_PENDING: u32 = 2;
 /// `MaxSector`: no reshape / clean array.
 pub const MAX_SECTOR: u64 = u64::MAX;
 
+/// Member devices an array's superblock describes (lvm allows 64 legs; the model 16).
+pub const MAX_MEMBERS: usize = 16;
+
+/// `struct md_rdev`, the per-instance state of one leg the lifecycle reads: `In_sync` and
+/// `recovery_offset` (rebuilt up to here; reads below it may use the leg).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rdev {
+    pub in_sync: bool,
+    pub recovery_offset: Sector,
+}
+
+impl Rdev {
+    pub const IN_SYNC: Rdev = Rdev {
+        in_sync: true,
+        recovery_offset: MAX_SECTOR,
+    };
+}
+
 /// `mddev->ro`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ro {
@@ -80,6 +98,9 @@ pub enum Layout {
     /// raid10 "near", two copies (md layout 0x102): lvm's `raid10` (`raid10_near`). Not a
     /// raid456 layout: the array is run by the raid10 personality.
     Near2,
+    /// raid1: every leg a full copy (no layout, chunk 0 in the table; the model's chunk is
+    /// only the unit a resync / recovery step copies).
+    Raid1,
 }
 
 impl Layout {
@@ -93,11 +114,15 @@ impl Layout {
             Layout::Rs => "raid5_rs",
             Layout::N => "raid5_n",
             Layout::Near2 => "raid10",
+            Layout::Raid1 => "raid1",
         }
     }
     pub fn parse(s: &str) -> Option<Layout> {
         if s == "raid10" || s == "raid10_near" {
             return Some(Layout::Near2);
+        }
+        if s == "raid1" {
+            return Some(Layout::Raid1);
         }
         Layout::ALL
             .into_iter()
@@ -107,6 +132,7 @@ impl Layout {
     pub fn personality(self) -> Personality {
         match self {
             Layout::Near2 => Personality::Raid10,
+            Layout::Raid1 => Personality::Raid1,
             _ => Personality::Raid456,
         }
     }
@@ -120,6 +146,9 @@ pub enum Personality {
     Raid456,
     /// raid10.c: no `start` op, so md_start does nothing for it.
     Raid10,
+    /// raid1.c: no `start` op, no reshape thread (raid1_reshape changes the leg count at
+    /// once); resync and recovery through md_do_sync.
+    Raid1,
 }
 
 /// What raid456 needs to place data: disk count, parity layout, chunk (blocks), and where data
@@ -137,6 +166,7 @@ impl Geo {
     pub fn data_disks(&self) -> u32 {
         match self.layout {
             Layout::Near2 => self.raid_disks / 2,
+            Layout::Raid1 => 1,
             _ => self.raid_disks - 1,
         }
     }
@@ -172,6 +202,9 @@ pub struct Superblock {
     pub reshape_backwards: bool,
     /// `array_resync_offset` (`recovery_cp`; MaxSector = clean).
     pub recovery_cp: Sector,
+    /// `disk_recovery_offset` of each member's superblock (super_sync writes the rdev's
+    /// `recovery_offset`; MaxSector = In_sync). Index = member.
+    pub disk_recovery_offset: [Sector; MAX_MEMBERS],
     /// Model bookkeeping, not on disk: written by an instance whose end_reshape ran and whose
     /// raid5_finish_reshape did not (yet): "no reshape", yet layout / chunk still the
     /// previous ones over data in the new geometry (finding `sb-before-finish-reshape`).
@@ -196,6 +229,7 @@ impl Superblock {
             reshape_position: MAX_SECTOR,
             reshape_backwards: false,
             recovery_cp: if needs_resync { 0 } else { MAX_SECTOR },
+            disk_recovery_offset: [MAX_SECTOR; MAX_MEMBERS],
             ended_unfinished: false,
         }
     }
@@ -280,6 +314,8 @@ pub struct Mddev {
     /// it on the same worker as sync_work.
     pub event_work_pending: bool,
     pub sync_seq: u64,
+    /// `mddev->disks`: one rdev per leg, index = raid_disk.
+    pub rdevs: Vec<Rdev>,
     /// `mddev->pers` (raid456 only) and its private `r5conf`.
     pub pers: bool,
     pub conf: Option<R5Conf>,

@@ -42,7 +42,7 @@ fn parity_disk(g: &Geo, stripe: u64) -> u32 {
         Layout::La | Layout::Ls => (g.data_disks() as u64 - stripe % n) as u32,
         Layout::Ra | Layout::Rs => (stripe % n) as u32,
         Layout::N => g.data_disks(),
-        Layout::Near2 => unreachable!("a raid10 geometry in raid5.c"),
+        Layout::Near2 | Layout::Raid1 => unreachable!("a raid1 / raid10 geometry in raid5.c"),
     }
 }
 
@@ -62,7 +62,7 @@ pub fn map_block(g: &Geo, b: Sector) -> (usize, usize) {
             }
         }
         Layout::Ls | Layout::Rs => (pd + 1 + idx) % g.raid_disks,
-        Layout::Near2 => unreachable!("a raid10 geometry in raid5.c"),
+        Layout::Near2 | Layout::Raid1 => unreachable!("a raid1 / raid10 geometry in raid5.c"),
     };
     (
         disk as usize,
@@ -93,7 +93,7 @@ pub fn unmap_slot(g: &Geo, disk: usize, slot: usize, size: Sector) -> Option<Sec
             }
         }
         Layout::Ls | Layout::Rs => (disk + g.raid_disks - pd - 1) % g.raid_disks,
-        Layout::Near2 => unreachable!("a raid10 geometry in raid5.c"),
+        Layout::Near2 | Layout::Raid1 => unreachable!("a raid1 / raid10 geometry in raid5.c"),
     };
     let b = (stripe * g.data_disks() as u64 + idx as u64) * chunk + o;
     (b < size).then_some(b)

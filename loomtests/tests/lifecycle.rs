@@ -49,6 +49,7 @@ fn table() -> Table {
         delta_disks: 0,
         data_offset: None,
         nosync: false,
+        rebuild: 0,
     }
 }
 

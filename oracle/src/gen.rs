@@ -81,6 +81,18 @@ fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> 
                 force: stripes < data,
             }
         }
+        8 | 9 if a.layout == Layout::Raid1 => {
+            // raid1: an image more (rebuilt) or fewer (the last one dropped), 2 legs at least.
+            let mirrors = if u.ratio(2, 3)? {
+                *legs
+            } else {
+                (*legs - 1).saturating_sub(1).max(1)
+            };
+            if mirrors + 1 > *legs {
+                *legs = mirrors + 1;
+            }
+            Op::Mirrors { dev, mirrors }
+        }
         8 | 9 => {
             let data = *legs - 1;
             let stripes = if u.arbitrary()? {
@@ -149,10 +161,10 @@ fn md_admin_op(u: &mut Unstructured, a: &ArraySpec) -> Result<Op> {
 }
 
 fn io_op(u: &mut Unstructured, a: &ArraySpec) -> Result<Op> {
-    let data = if a.layout == Layout::Near2 {
-        a.disks / 2
-    } else {
-        a.disks - 1
+    let data = match a.layout {
+        Layout::Near2 => a.disks / 2,
+        Layout::Raid1 => 1,
+        _ => a.disks - 1,
     };
     let size = u64::from(data) * a.dev as u64;
     let dev = a.name.clone();
@@ -178,9 +190,15 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
         ArrayKind::Dm
     };
     let chunk = u.int_in_range(1..=2)?;
-    // A dm LV is raid10 (2 or 3 stripes, 2 mirrors) one time in five; md arrays stay raid456
-    // (their sysfs raid_disks +1 would give raid10 an odd member count).
-    let raid10 = kind == ArrayKind::Dm && u.ratio(1, 5)?;
+    // A dm LV is raid10 (2 or 3 stripes, 2 mirrors) one time in five, raid1 (2 or 3 legs)
+    // one in ten; md arrays stay raid456 (their sysfs raid_disks +1 would give raid10 an odd
+    // member count, and the md raid1 paths are not modelled).
+    let pick = if kind == ArrayKind::Dm {
+        u.int_in_range(0..=9)?
+    } else {
+        9
+    };
+    let (raid10, raid1) = (pick < 2, pick == 2);
     let a = ArraySpec {
         name: if kind == ArrayKind::Dm {
             "lv".into()
@@ -188,9 +206,17 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
             "md0".into()
         },
         kind,
-        layout: if raid10 { Layout::Near2 } else { layout(u)? },
+        layout: if raid10 {
+            Layout::Near2
+        } else if raid1 {
+            Layout::Raid1
+        } else {
+            layout(u)?
+        },
         disks: if raid10 {
             2 * u.int_in_range(2..=3)?
+        } else if raid1 {
+            u.int_in_range(2..=3)?
         } else {
             u.int_in_range(3..=5)?
         },

@@ -20,8 +20,10 @@
 //!   new chunk/layout and `data_offset R` -> reload without it (the kernel toggles direction).
 //! * Preconditions lvm checks first (§2): the LV is in sync (STATUS: idle, full ratio, every
 //!   health char `A`); otherwise the command fails with no dm op.
+//! * `lvconvert -m N` (raid1, §4.2): one reload with `rebuild i` on the new images; fewer
+//!   images: a reload without the last ones, then an identical update-and-reload.
 //!
-//! The interim reload's `rebuild` legs are modelled as extra legs the kernel ignores;
+//! The raid4/5/6 interim reload's `rebuild` legs are modelled as extra legs the kernel ignores;
 //! takeovers and the rmeta wipes are not modelled.
 
 use crate::runner::{user, LvMeta, Target};
@@ -94,6 +96,7 @@ pub fn op_array(op: &Op) -> Option<&str> {
         | Op::Stripes { dev, .. }
         | Op::Stripesize { dev, .. }
         | Op::Retype { dev, .. }
+        | Op::Mirrors { dev, .. }
         | Op::WaitForSync { dev }
         | Op::Permission { dev, .. }
         | Op::Read { dev, .. }
@@ -258,6 +261,7 @@ fn exec_op(k: &mut K, op: &Op) -> R {
         } => lvconvert_stripes(k, name, *stripes, *force),
         Op::Stripesize { dev: name, chunk } => lvconvert_keep_images(k, name, None, Some(*chunk)),
         Op::Retype { dev: name, layout } => lvconvert_keep_images(k, name, Some(*layout), None),
+        Op::Mirrors { dev: name, mirrors } => lvconvert_mirrors(k, name, *mirrors),
         Op::WaitForSync { dev: name } => wait_for_sync(k, name),
         Op::Permission {
             dev: name,
@@ -732,6 +736,9 @@ fn kernel_data_offset(k: &mut K, name: &str) -> u32 {
 fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
     let mut mt = meta(k, name);
     let legs = mt.table.legs;
+    if mt.table.layout == Layout::Raid1 {
+        return Err("Unable to change stripes of raid1 LV (use -m)".into());
+    }
     if mt.table.layout == Layout::Near2 {
         // raid10 (2 mirrors): lvm adds stripes (two images each) and never removes them.
         let data = legs / 2;
@@ -835,6 +842,9 @@ fn lvconvert_keep_images(k: &mut K, name: &str, layout: Option<Layout>, chunk: O
     if nl == mt.table.layout && nc == mt.table.chunk {
         return Ok(());
     }
+    if nl == Layout::Raid1 {
+        return Err("raid1 has no stripe size".into());
+    }
     let d = dev(k, name);
     let mem = k.dms[d].members;
     if !k.members[mem].dev_data.is_multiple_of(nc) {
@@ -864,6 +874,70 @@ fn lvconvert_keep_images(k: &mut K, name: &str, layout: Option<Layout>, chunk: O
     mt.table = t3;
     set_meta(k, name, mt);
     Ok(())
+}
+
+/// `lvconvert -m N` on a raid1 LV (lvm2-sequences.md §4.2 and "raid1 -m -1"). Adding images:
+/// in-sync check, one reload with `rebuild i` on each new image (flush suspend), then the
+/// flags are cleared in the metadata only: the live table keeps `rebuild` until the next
+/// reload. Removing images (the last ones): one reload with fewer legs, then a second
+/// update-and-reload (identical: SUSPEND + RESUME only).
+fn lvconvert_mirrors(k: &mut K, name: &str, mirrors: u32) -> R {
+    let mut mt = meta(k, name);
+    if mt.table.layout != Layout::Raid1 {
+        return Err(format!(
+            "takeover from {} to raid1 is not modelled",
+            mt.table.layout.name()
+        ));
+    }
+    let (legs, want) = (mt.table.legs, mirrors + 1);
+    if want == legs {
+        return Ok(());
+    }
+    let d = dev(k, name);
+    if want as usize > k.members[k.dms[d].members].disks.len() {
+        return Err(format!(
+            "Unable to add images: at most {} legs",
+            MAX_MEMBERS
+        ));
+    }
+    in_sync(k, name).map_err(|_| "Can't change image count of out-of-sync raid1 LV".to_string())?;
+    let t = if want > legs {
+        Table {
+            legs: want,
+            rebuild: (legs..want).fold(0, |b, i| b | 1 << i),
+            ..mt.table.clone()
+        }
+    } else {
+        Table {
+            legs: want,
+            rebuild: 0,
+            ..mt.table.clone()
+        }
+    };
+    if want > legs {
+        // The new rmeta/rimage pairs start blank (C1 + wipe).
+        wipe_legs(k, d, legs..want);
+    }
+    update_and_reload(k, name, &t, 0)?;
+    let lvm_table = Table { rebuild: 0, ..t };
+    if want < legs {
+        update_and_reload(k, name, &lvm_table, 0)?;
+    }
+    mt.table = lvm_table;
+    set_meta(k, name, mt);
+    Ok(())
+}
+
+/// New images: zeroed data (never written) and no superblock on them.
+fn wipe_legs(k: &mut K, d: usize, legs: std::ops::Range<u32>) {
+    let mem = k.dms[d].members;
+    for leg in legs {
+        let disk = &mut k.members[mem].disks[leg as usize];
+        disk.iter_mut().for_each(|v| *v = 0);
+        let origin = &mut k.members[mem].origin[leg as usize];
+        origin.iter_mut().for_each(|o| *o = (0, 0));
+        k.members[mem].sb.disk_recovery_offset[leg as usize] = 0;
+    }
 }
 
 /// The lvm test library's `aux wait_for_sync`: poll STATUS every tick until idle with a full

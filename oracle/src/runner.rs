@@ -363,6 +363,7 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
                     delta_disks: 0,
                     data_offset: None,
                     nosync: false,
+                    rebuild: 0,
                 };
                 u.lvm.insert(
                     a.name.clone(),

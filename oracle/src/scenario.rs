@@ -116,6 +116,11 @@ pub enum Op {
         dev: String,
         layout: Layout,
     },
+    /// `lvconvert -m N` on a raid1 LV: N + 1 images.
+    Mirrors {
+        dev: String,
+        mirrors: u32,
+    },
     WaitForSync {
         dev: String,
     },

@@ -8,7 +8,7 @@
 //! lvm: lvconvert --stripes 5 [--force] lv | --stripesize N lv | --type raid5_rs lv
 //! lvm: lvchange -an lv
 //! lvm: wait_for_sync lv
-//! lvm: dmsetup load lv raid5_ls legs=4 chunk=2 [delta_disks=N] [data_offset=N] [nosync]
+//! lvm: dmsetup load lv raid5_ls legs=4 chunk=2 [rebuild=I]... [delta_disks=N] [data_offset=N] [nosync]
 //! lvm: dmsetup reload lv [at-reshape-end] | suspend [--noflush] lv [at-reshape-end]
 //! lvm: dmsetup resume lv | remove lv
 //! lvm: dmsetup message lv WORD
@@ -131,7 +131,7 @@ fn valid_name(s: &str) -> bool {
 fn layout(l: &mut Line) -> Result<Layout, ParseError> {
     let col = l.col();
     let w = l.next("a raid type (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n, raid10)")?;
-    Layout::parse(w).ok_or_else(|| l.err(col, format!("expected a raid type (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n, raid10), found `{w}`")))
+    Layout::parse(w).ok_or_else(|| l.err(col, format!("expected a raid type (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n, raid10, raid1), found `{w}`")))
 }
 
 /// `key=value` with a number value.
@@ -243,10 +243,11 @@ fn parse_array(l: &mut Line) -> Result<ArraySpec, ParseError> {
     let layout = layout(l)?;
     let col = l.col();
     let disks: u32 = keyval(l, "disks")?;
-    if !(3..=12).contains(&disks) {
+    let least = if layout == Layout::Raid1 { 2 } else { 3 };
+    if !(least..=12).contains(&disks) {
         return Err(l.err(
             col,
-            format!("expected disks between 3 and 12, found {disks}"),
+            format!("expected disks between {least} and 12, found {disks}"),
         ));
     }
     if layout == Layout::Near2 && (disks < 4 || !disks.is_multiple_of(2)) {
@@ -369,11 +370,22 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
                     delta_disks: 0,
                     data_offset: None,
                     nosync: false,
+                    rebuild: 0,
                 };
                 while let Some(w) = l.peek() {
                     if w == "nosync" {
                         l.pos += 1;
                         t.nosync = true;
+                    } else if w.starts_with("rebuild=") {
+                        let col = l.col();
+                        let leg: u32 = keyval(l, "rebuild")?;
+                        if leg >= t.legs {
+                            return Err(l.err(
+                                col,
+                                format!("expected rebuild=LEG below legs={}, found {leg}", t.legs),
+                            ));
+                        }
+                        t.rebuild |= 1 << leg;
                     } else if w.starts_with("delta_disks=") {
                         t.delta_disks = keyval(l, "delta_disks")?;
                     } else if w.starts_with("data_offset=") {
@@ -381,7 +393,7 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
                     } else {
                         return Err(l.err(
                             l.col(),
-                            format!("expected delta_disks=N, data_offset=N or nosync, found `{w}`"),
+                            format!("expected rebuild=N, delta_disks=N, data_offset=N or nosync, found `{w}`"),
                         ));
                     }
                 }
@@ -440,7 +452,21 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
                 dev: array_ref(l, s, ArrayKind::Dm)?,
             },
         },
-        "lvconvert" => match l.expect_word(&["--stripes", "--stripesize", "--type"])? {
+        "lvconvert" => match l.expect_word(&["--stripes", "--stripesize", "--type", "-m"])? {
+            "-m" => {
+                let col = l.col();
+                let mirrors: u32 = l.number("a mirror count")?;
+                if !(1..=11).contains(&mirrors) {
+                    return Err(l.err(
+                        col,
+                        format!("expected a mirror count between 1 and 11, found {mirrors}"),
+                    ));
+                }
+                Op::Mirrors {
+                    dev: array_ref(l, s, ArrayKind::Dm)?,
+                    mirrors,
+                }
+            }
             "--stripes" => {
                 let col = l.col();
                 let stripes: u32 = l.number("a stripe count")?;
@@ -600,6 +626,9 @@ impl fmt::Display for Op {
                     t.legs,
                     t.chunk
                 )?;
+                for leg in (0..t.legs).filter(|i| t.rebuild & (1 << i) != 0) {
+                    write!(f, " rebuild={leg}")?;
+                }
                 if t.delta_disks != 0 {
                     write!(f, " delta_disks={}", t.delta_disks)?;
                 }
@@ -646,6 +675,7 @@ impl fmt::Display for Op {
             ),
             Op::Stripesize { dev, chunk } => write!(f, "lvconvert --stripesize {chunk} {dev}"),
             Op::Retype { dev, layout } => write!(f, "lvconvert --type {} {dev}", layout.name()),
+            Op::Mirrors { dev, mirrors } => write!(f, "lvconvert -m {mirrors} {dev}"),
             Op::WaitForSync { dev } => write!(f, "wait_for_sync {dev}"),
             Op::SyncAction { md, word } => write!(f, "sysfs {md} sync_action {word}"),
             Op::ArrayState { md, word } => write!(f, "sysfs {md} array_state {word}"),

@@ -47,11 +47,23 @@ fn parse_errors_name_line_column_and_what_was_expected() {
     let cases = [
         (
             "array lv dm raid5_xx disks=4 chunk=2 dev=16\n",
-            "1:13: expected a raid type (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n, raid10), found `raid5_xx`",
+            "1:13: expected a raid type (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n, raid10, raid1), found `raid5_xx`",
         ),
         (
             "array lv dm raid10 disks=5 chunk=2 dev=16\n",
             "1:20: expected an even number of raid10 disks, at least 4, found 5",
+        ),
+        (
+            "array lv dm raid1 disks=1 chunk=2 dev=16\n",
+            "1:19: expected disks between 2 and 12, found 1",
+        ),
+        (
+            "array lv dm raid1 disks=2 chunk=2 dev=16\nlvm: lvconvert -m 0 lv\n",
+            "2:19: expected a mirror count between 1 and 11, found 0",
+        ),
+        (
+            "array lv dm raid1 disks=2 chunk=2 dev=16\nlvm: dmsetup load lv raid1 legs=2 chunk=2 rebuild=2\n",
+            "2:43: expected rebuild=LEG below legs=2, found 2",
         ),
         (
             "array lv dm raid5_ls disks=4 chunk=2 dev=16\nlvm: lvchange -ay lw\n",
