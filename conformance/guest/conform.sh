@@ -869,6 +869,11 @@ create_lv() {
         -L "${3:-48M}" -n "$LV" "$VG"
 }
 
+# create_lv_mirrors MIRRORS [SIZE]: a raid1 LV with MIRRORS + 1 images.
+create_lv_mirrors() {
+    step -t 60 lvcreate lvcreate -y --type raid1 -m "${1:-1}" -L "${2:-48M}" -n "$LV" "$VG"
+}
+
 # _wait_raid synced|reshaped SECS NAME
 _wait_raid() {
     local what=$1 dl=$2 name=$3 start lim doff=
@@ -905,15 +910,15 @@ _wait_raid() {
 wait_sync() { _wait_raid synced "${1:-120}" "${2:-wait_sync}"; }
 wait_reshape() { _wait_raid reshaped "${1:-120}" "${2:-wait_reshape}"; }
 
-# wait_progress NAME [SECS]: wait (15 s) until a reshape has moved off its start
-# (action=reshape, 0 < N < M), so that ahead/across/behind have a live or cached
+# wait_progress NAME [SECS] [ACTION]: wait (15 s) until a reshape (or ACTION: recover)
+# has moved off its start (0 < N < M), so that ahead/across/behind have a live or cached
 # position to work from, then print POS NAME.
 wait_progress() {
-    local name=$1 secs=${2:-15} lim
+    local name=$1 secs=${2:-15} action=${3:-reshape} lim
     _now
     lim=$((NOW + secs * 1000))
     while :; do
-        if _dm_status && [ "$ST_ACTION" = reshape ] &&
+        if _dm_status && [ "$ST_ACTION" = "$action" ] &&
             [ "$ST_N" -gt 0 ] 2>/dev/null && [ "$ST_N" -lt "$ST_M" ]; then
             break
         fi

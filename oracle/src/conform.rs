@@ -92,10 +92,10 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
             a.name
         ));
     }
-    if a.layout != Layout::Ls && a.layout != Layout::Near2 {
+    if ![Layout::Ls, Layout::Near2, Layout::Raid1].contains(&a.layout) {
         return Err(format!(
-            "array {}: layout {:?}: lvcreate --type raid5 makes raid5_ls (and --type raid10 \
-             raid10 near); other layouts are not translated",
+            "array {}: layout {:?}: lvcreate --type raid5 makes raid5_ls (--type raid10 \
+             raid10 near, --type raid1 raid1); other layouts are not translated",
             a.name, a.layout
         ));
     }
@@ -111,7 +111,13 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
             a.name
         ));
     }
-    if !(3..=5).contains(&a.disks) {
+    if a.layout == Layout::Raid1 && !(2..=3).contains(&a.disks) {
+        return Err(format!(
+            "array {}: raid1 with {} legs; the VM has 6 loop devices: 2 or 3, and room to add",
+            a.name, a.disks
+        ));
+    }
+    if a.layout != Layout::Raid1 && !(3..=5).contains(&a.disks) {
         return Err(format!(
             "array {}: {} disks; the VM has 6 loop devices and lvm needs one spare for a grow",
             a.name, a.disks
@@ -127,12 +133,12 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
         let _ = writeln!(out, "USE_DELAY=1");
     }
     // raid5 with the scenario's data stripes, 64 KiB chunks, 48 MiB, in sync.
-    let (kind, stripes) = if a.layout == Layout::Near2 {
-        ("raid10", a.disks / 2)
-    } else {
-        ("raid5", a.disks - 1)
+    let create = match a.layout {
+        Layout::Near2 => format!("create_lv raid10 {}", a.disks / 2),
+        Layout::Raid1 => format!("create_lv_mirrors {}", a.disks - 1),
+        _ => format!("create_lv raid5 {}", a.disks - 1),
     };
-    let _ = writeln!(out, "setup_vg\ncreate_lv {kind} {stripes}\nwait_sync");
+    let _ = writeln!(out, "setup_vg\n{create}\nwait_sync");
     let _ = writeln!(out, "write_all setup_write");
     // The model's LV starts inactive: lvm activates it as the scenario's first op.
     let _ = writeln!(out, "step setup_deactivate lvchange -an vg/lv");
@@ -164,6 +170,19 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
                 }
                 // IO positions are relative to a reshape that has really started.
                 let _ = write!(l, "\nwait_progress {n}_progress");
+                l
+            }
+            Op::Mirrors { mirrors, .. } => {
+                let mut l = String::new();
+                if !throttled {
+                    l.push_str("throttle\n");
+                    throttled = true;
+                }
+                // IO positions are relative to the recovery (raid1's status position).
+                let _ = write!(
+                    l,
+                    "step -t 60 {n} lvconvert -y -m {mirrors} vg/lv\nwait_progress {n}_progress 15 recover"
+                );
                 l
             }
             Op::WaitForSync { .. } => {

@@ -423,7 +423,13 @@ fn resolve(k: &mut K, name: &str, range: Range) -> Option<(u64, u64)> {
         .map(|c| c.reshape_progress)
         .filter(|&p| p != MAX_SECTOR);
     let back = md.reshape_backwards;
-    let p = pos.unwrap_or(size / 2);
+    // raid1 has no reshape: positions are the status position (a recovery's progress, a
+    // full ratio when idle), as the VM's guest reads them.
+    let p = if md::pers(k, m) == Personality::Raid1 {
+        raid_status(k, m).1
+    } else {
+        pos.unwrap_or(size / 2)
+    };
     let (start, len) = match range {
         Range::Abs { start, len } => (start, len),
         Range::Across(n) => (p.saturating_sub(n / 2), n),
