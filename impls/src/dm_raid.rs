@@ -100,7 +100,11 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     let (dev_data, dev_blocks) = (k.members[mem].dev_data, k.members[mem].dev_blocks);
     // The sizes must work out: the chunk divides the data area, and data plus the requested
     // offset fit in each member.
-    let min_disks = if t.layout == Layout::Raid1 { 2 } else { 3 };
+    let min_disks = match t.layout.level() {
+        1 => 2,
+        6 => 4,
+        _ => 3,
+    };
     if t.legs as usize > k.members[mem].disks.len()
         || t.legs as usize > MAX_MEMBERS
         || t.new_raid_disks() < min_disks
@@ -117,7 +121,7 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     let first_use = !sb.valid;
     // A level change is a takeover (rs_check_takeover); raid456 <-> raid10 is not modelled,
     // and the kernel refuses most of them: -EINVAL.
-    if !first_use && t.layout.personality() != sb.layout.personality() {
+    if !first_use && t.layout.level() != sb.layout.level() {
         return Err(EINVAL);
     }
     // The model's raid10 is lvm's: an even member count (md also runs odd near layouts).

@@ -95,6 +95,20 @@ pub enum Layout {
     Rs,
     /// ALGORITHM_PARITY_N (raid5_n)
     N,
+    /// raid6, P and Q rotating: ALGORITHM_ROTATING_ZERO_RESTART (raid6_zr, lvm's `raid6`).
+    Zr,
+    /// ALGORITHM_ROTATING_N_RESTART (raid6_nr).
+    Nr,
+    /// ALGORITHM_ROTATING_N_CONTINUE (raid6_nc).
+    Nc,
+    /// raid6 with Q on the last device and P as the raid5 layout over the others
+    /// (ALGORITHM_*_6, the takeover layouts): raid6_la_6, raid6_ra_6, raid6_ls_6, raid6_rs_6,
+    /// raid6_n_6.
+    La6,
+    Ra6,
+    Ls6,
+    Rs6,
+    N6,
     /// raid10 "near", two copies (md layout 0x102): lvm's `raid10` (`raid10_near`). Not a
     /// raid456 layout: the array is run by the raid10 personality.
     Near2,
@@ -104,8 +118,19 @@ pub enum Layout {
 }
 
 impl Layout {
-    /// The raid456 layouts (a takeover between them and raid10 is not modelled).
+    /// The raid5 layouts (a takeover between them and raid10 is not modelled).
     pub const ALL: [Layout; 5] = [Layout::La, Layout::Ra, Layout::Ls, Layout::Rs, Layout::N];
+    /// The raid6 layouts.
+    pub const RAID6: [Layout; 8] = [
+        Layout::Zr,
+        Layout::Nr,
+        Layout::Nc,
+        Layout::La6,
+        Layout::Ra6,
+        Layout::Ls6,
+        Layout::Rs6,
+        Layout::N6,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Layout::La => "raid5_la",
@@ -113,6 +138,14 @@ impl Layout {
             Layout::Ls => "raid5_ls",
             Layout::Rs => "raid5_rs",
             Layout::N => "raid5_n",
+            Layout::Zr => "raid6_zr",
+            Layout::Nr => "raid6_nr",
+            Layout::Nc => "raid6_nc",
+            Layout::La6 => "raid6_la_6",
+            Layout::Ra6 => "raid6_ra_6",
+            Layout::Ls6 => "raid6_ls_6",
+            Layout::Rs6 => "raid6_rs_6",
+            Layout::N6 => "raid6_n_6",
             Layout::Near2 => "raid10",
             Layout::Raid1 => "raid1",
         }
@@ -124,9 +157,20 @@ impl Layout {
         if s == "raid1" {
             return Some(Layout::Raid1);
         }
-        Layout::ALL
-            .into_iter()
-            .find(|l| l.name() == s || (s == "raid5" && *l == Layout::Ls))
+        Layout::ALL.into_iter().chain(Layout::RAID6).find(|l| {
+            l.name() == s
+                || (s == "raid5" && *l == Layout::Ls)
+                || (s == "raid6" && *l == Layout::Zr)
+        })
+    }
+    /// `mddev->level`: 1, 5, 6 or 10 (a change of level is a takeover).
+    pub fn level(self) -> u32 {
+        match self {
+            Layout::Raid1 => 1,
+            Layout::Near2 => 10,
+            l if Layout::RAID6.contains(&l) => 6,
+            _ => 5,
+        }
     }
     /// `mddev->pers`: the personality an array of this layout runs.
     pub fn personality(self) -> Personality {
@@ -167,6 +211,7 @@ impl Geo {
         match self.layout {
             Layout::Near2 => self.raid_disks / 2,
             Layout::Raid1 => 1,
+            l if l.level() == 6 => self.raid_disks - 2,
             _ => self.raid_disks - 1,
         }
     }

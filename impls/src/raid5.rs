@@ -36,12 +36,67 @@ pub fn geo_size(g: &Geo, dev_data: u32) -> Sector {
     g.data_disks() as Sector * dev_data as Sector
 }
 
-fn parity_disk(g: &Geo, stripe: u64) -> u32 {
-    let n = g.raid_disks as u64;
+/// raid5_compute_sector's parity placement for `stripe`: (pd_idx, qd_idx), and the member
+/// that holds data index `idx` (`*dd_idx` after the switch on the algorithm).
+fn compute_disks(g: &Geo, stripe: u64, idx: u32) -> (u32, Option<u32>, u32) {
+    let n = g.raid_disks;
+    let dd = g.data_disks();
+    let s = |m: u32| (stripe % m as u64) as u32;
     match g.layout {
-        Layout::La | Layout::Ls => (g.data_disks() as u64 - stripe % n) as u32,
-        Layout::Ra | Layout::Rs => (stripe % n) as u32,
-        Layout::N => g.data_disks(),
+        // level 4/5
+        Layout::La => {
+            let pd = dd - s(n);
+            (pd, None, if idx >= pd { idx + 1 } else { idx })
+        }
+        Layout::Ra => {
+            let pd = s(n);
+            (pd, None, if idx >= pd { idx + 1 } else { idx })
+        }
+        Layout::Ls => {
+            let pd = dd - s(n);
+            (pd, None, (pd + 1 + idx) % n)
+        }
+        Layout::Rs => {
+            let pd = s(n);
+            (pd, None, (pd + 1 + idx) % n)
+        }
+        Layout::N => (dd, None, idx),
+        // level 6
+        Layout::Zr | Layout::Nr => {
+            // ROTATING_ZERO_RESTART is RIGHT_ASYMMETRIC's placement; ROTATING_N_RESTART is
+            // LEFT_ASYMMETRIC's with "stripe2 += 1".
+            let pd = if g.layout == Layout::Zr {
+                s(n)
+            } else {
+                n - 1 - ((stripe + 1) % n as u64) as u32
+            };
+            if pd == n - 1 {
+                (pd, Some(0), idx + 1) // Q D D D P
+            } else {
+                (pd, Some(pd + 1), if idx >= pd { idx + 2 } else { idx }) // D D P Q D
+            }
+        }
+        Layout::Nc => {
+            let pd = n - 1 - s(n);
+            (pd, Some((pd + n - 1) % n), (pd + 1 + idx) % n)
+        }
+        Layout::La6 | Layout::Ra6 => {
+            let pd = if g.layout == Layout::La6 {
+                dd - s(n - 1)
+            } else {
+                s(n - 1)
+            };
+            (pd, Some(n - 1), if idx >= pd { idx + 1 } else { idx })
+        }
+        Layout::Ls6 | Layout::Rs6 => {
+            let pd = if g.layout == Layout::Ls6 {
+                dd - s(n - 1)
+            } else {
+                s(n - 1)
+            };
+            (pd, Some(n - 1), (pd + 1 + idx) % (n - 1))
+        }
+        Layout::N6 => (dd, Some(dd + 1), idx),
         Layout::Near2 | Layout::Raid1 => unreachable!("a raid1 / raid10 geometry in raid5.c"),
     }
 }
@@ -52,18 +107,7 @@ pub fn map_block(g: &Geo, b: Sector) -> (usize, usize) {
     let (c, o) = (b / chunk, b % chunk);
     let dd = g.data_disks() as u64;
     let (stripe, idx) = (c / dd, (c % dd) as u32);
-    let pd = parity_disk(g, stripe);
-    let disk = match g.layout {
-        Layout::La | Layout::Ra | Layout::N => {
-            if idx >= pd {
-                idx + 1
-            } else {
-                idx
-            }
-        }
-        Layout::Ls | Layout::Rs => (pd + 1 + idx) % g.raid_disks,
-        Layout::Near2 | Layout::Raid1 => unreachable!("a raid1 / raid10 geometry in raid5.c"),
-    };
+    let (_, _, disk) = compute_disks(g, stripe, idx);
     (
         disk as usize,
         (g.data_offset as u64 + stripe * chunk + o) as usize,
@@ -79,22 +123,7 @@ pub fn unmap_slot(g: &Geo, disk: usize, slot: usize, size: Sector) -> Option<Sec
     }
     let chunk = g.chunk as u64;
     let (stripe, o) = ((slot - off) / chunk, (slot - off) % chunk);
-    let pd = parity_disk(g, stripe);
-    let disk = disk as u32;
-    if disk == pd {
-        return None;
-    }
-    let idx = match g.layout {
-        Layout::La | Layout::Ra | Layout::N => {
-            if disk > pd {
-                disk - 1
-            } else {
-                disk
-            }
-        }
-        Layout::Ls | Layout::Rs => (disk + g.raid_disks - pd - 1) % g.raid_disks,
-        Layout::Near2 | Layout::Raid1 => unreachable!("a raid1 / raid10 geometry in raid5.c"),
-    };
+    let idx = (0..g.data_disks()).find(|&i| compute_disks(g, stripe, i).2 == disk as u32)?;
     let b = (stripe * g.data_disks() as u64 + idx as u64) * chunk + o;
     (b < size).then_some(b)
 }
@@ -150,7 +179,11 @@ pub fn raid5_run(k: &mut K, m: MdId) -> Result<(), Errno> {
 pub fn check_reshape(k: &mut K, m: MdId) -> Result<(), Errno> {
     let md = &k.mddevs[m];
     let new_disks = md.geo.raid_disks as i32 + md.delta_disks;
-    if new_disks < 3 {
+    // raid5_check_reshape / raid6_check_reshape: 2 (3) members at least beyond parity... as
+    // md counts them, 3 for raid4/5 and 4 for raid6; a layout of another level is refused
+    // (algorithm_valid_raid5 / _raid6).
+    let level = md.geo.layout.level();
+    if new_disks < 3 + (level == 6) as i32 || md.new_geo.layout.level() != level {
         return Err(EINVAL);
     }
     Ok(())
@@ -579,10 +612,41 @@ pub fn raid5_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
 mod tests {
     use super::*;
 
+    /// The takeover raid5 -> raid6 (lvm's raid5_ls -> raid6_ls_6) adds a Q member and moves
+    /// no data: a *_6 layout over n + 1 members places data as the raid5 layout over n.
+    #[test]
+    fn raid6_x_6_layouts_place_data_as_their_raid5_layout() {
+        let pairs = [
+            (Layout::La, Layout::La6),
+            (Layout::Ra, Layout::Ra6),
+            (Layout::Ls, Layout::Ls6),
+            (Layout::Rs, Layout::Rs6),
+            (Layout::N, Layout::N6),
+        ];
+        for (r5, r6) in pairs {
+            for disks in 3..7 {
+                let g5 = Geo {
+                    raid_disks: disks,
+                    layout: r5,
+                    chunk: 2,
+                    data_offset: 1,
+                };
+                let g6 = Geo {
+                    raid_disks: disks + 1,
+                    layout: r6,
+                    ..g5
+                };
+                for b in 0..geo_size(&g5, 8) {
+                    assert_eq!(map_block(&g5, b), map_block(&g6, b), "{r6:?} {disks} {b}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn map_and_unmap_are_inverse_for_every_layout() {
-        for layout in Layout::ALL {
-            for disks in 3..7 {
+        for layout in Layout::ALL.into_iter().chain(Layout::RAID6) {
+            for disks in (3 + (layout.level() == 6) as u32)..8 {
                 let g = Geo {
                     raid_disks: disks,
                     layout,
@@ -603,8 +667,19 @@ mod tests {
                         "{layout:?} {disks} block {b}"
                     );
                 }
-                // Every stripe has exactly one parity slot per row.
                 assert_eq!(seen.len() as u64, size);
+                // P and Q are on two members of their own, never on a data slot.
+                for stripe in 0..disks as u64 {
+                    let (pd, qd, _) = compute_disks(&g, stripe, 0);
+                    let data: Vec<u32> = (0..g.data_disks())
+                        .map(|i| compute_disks(&g, stripe, i).2)
+                        .collect();
+                    assert!(!data.contains(&pd), "{layout:?} {disks}: P on data");
+                    if let Some(q) = qd {
+                        assert!(q != pd && !data.contains(&q), "{layout:?} {disks}: Q");
+                        assert!(q < disks);
+                    }
+                }
             }
         }
     }

@@ -27,8 +27,13 @@ impl Default for Limits {
     }
 }
 
-fn layout(u: &mut Unstructured) -> Result<Layout> {
-    Ok(*u.choose(&Layout::ALL)?)
+/// A layout of `level` (5 or 6).
+fn layout(u: &mut Unstructured, level: u32) -> Result<Layout> {
+    Ok(if level == 6 {
+        *u.choose(&Layout::RAID6)?
+    } else {
+        *u.choose(&Layout::ALL)?
+    })
 }
 
 fn range(u: &mut Unstructured, size: u64) -> Result<Range> {
@@ -94,15 +99,16 @@ fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> 
             Op::Mirrors { dev, mirrors }
         }
         8 | 9 => {
-            let data = *legs - 1;
+            let parity = 1 + (a.layout.level() == 6) as u32;
+            let data = *legs - parity;
             let stripes = if u.arbitrary()? {
                 data + 1
             } else {
-                data.saturating_sub(1).max(2)
+                data.saturating_sub(1).max(1 + parity)
             };
             let force = stripes < data;
             if stripes > data {
-                *legs = stripes + 1;
+                *legs = stripes + parity;
             }
             Op::Stripes {
                 dev,
@@ -115,8 +121,8 @@ fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> 
             chunk: u.int_in_range(1..=4)?,
         },
         11 => Op::Retype {
+            layout: layout(u, a.layout.level())?,
             dev,
-            layout: layout(u)?,
         },
         12 => Op::Remove { dev },
         13 => Op::Permission {
@@ -161,9 +167,10 @@ fn md_admin_op(u: &mut Unstructured, a: &ArraySpec) -> Result<Op> {
 }
 
 fn io_op(u: &mut Unstructured, a: &ArraySpec) -> Result<Op> {
-    let data = match a.layout {
-        Layout::Near2 => a.disks / 2,
-        Layout::Raid1 => 1,
+    let data = match a.layout.level() {
+        10 => a.disks / 2,
+        1 => 1,
+        6 => a.disks - 2,
         _ => a.disks - 1,
     };
     let size = u64::from(data) * a.dev as u64;
@@ -191,14 +198,14 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
     };
     let chunk = u.int_in_range(1..=2)?;
     // A dm LV is raid10 (2 or 3 stripes, 2 mirrors) one time in five, raid1 (2 or 3 legs)
-    // one in ten; md arrays stay raid456 (their sysfs raid_disks +1 would give raid10 an odd
+    // one in ten, raid6 (3 or 4 stripes) one in ten; md arrays stay raid5 (their sysfs raid_disks +1 would give raid10 an odd
     // member count, and the md raid1 paths are not modelled).
     let pick = if kind == ArrayKind::Dm {
         u.int_in_range(0..=9)?
     } else {
         9
     };
-    let (raid10, raid1) = (pick < 2, pick == 2);
+    let (raid10, raid1, raid6) = (pick < 2, pick == 2, pick == 3);
     let a = ArraySpec {
         name: if kind == ArrayKind::Dm {
             "lv".into()
@@ -211,12 +218,14 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
         } else if raid1 {
             Layout::Raid1
         } else {
-            layout(u)?
+            layout(u, if raid6 { 6 } else { 5 })?
         },
         disks: if raid10 {
             2 * u.int_in_range(2..=3)?
         } else if raid1 {
             u.int_in_range(2..=3)?
+        } else if raid6 {
+            u.int_in_range(5..=6)?
         } else {
             u.int_in_range(3..=5)?
         },

@@ -757,17 +757,25 @@ fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
         let delta = 2 * (stripes as i32 - data as i32);
         return reshape_stripes(k, name, mt, delta, stripes * 2);
     }
-    let data = legs - 1 - mt.freed;
+    // P (and Q): the members that are not data.
+    let parity = 1 + (mt.table.layout.level() == 6) as u32;
+    if parity == 2 && stripes < 3 {
+        return Err("Minimum of 3 stripes required for raid6".into());
+    }
+    let data = legs - parity - mt.freed;
     if mt.freed > 0 {
         // Second step of a removal (§3.2): drop the freed legs once the kernel finished.
         let d = dev(k, name);
         let mem = k.dms[d].members;
         let sb = k.members[mem].sb.clone();
-        if stripes != data || sb.reshape_position != MAX_SECTOR || sb.num_devices != stripes + 1 {
+        if stripes != data
+            || sb.reshape_position != MAX_SECTOR
+            || sb.num_devices != stripes + parity
+        {
             return Err("Device count is incorrect. Forgotten \"lvconvert --stripes\"?".into());
         }
         let t = Table {
-            legs: stripes + 1,
+            legs: stripes + parity,
             ..mt.table.clone()
         };
         update_and_reload(k, name, &t, 0)?;
@@ -782,7 +790,11 @@ fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
     if stripes < data && !force {
         return Err("Can't remove stripes without --force".into());
     }
-    let new_legs = if stripes > data { stripes + 1 } else { legs };
+    let new_legs = if stripes > data {
+        stripes + parity
+    } else {
+        legs
+    };
     reshape_stripes(k, name, mt, stripes as i32 - data as i32, new_legs)
 }
 
@@ -838,7 +850,7 @@ fn lvconvert_keep_images(k: &mut K, name: &str, layout: Option<Layout>, chunk: O
         layout.unwrap_or(mt.table.layout),
         chunk.unwrap_or(mt.table.chunk),
     );
-    if nl.personality() != mt.table.layout.personality() {
+    if nl.level() != mt.table.layout.level() {
         return Err(format!(
             "takeover from {} to {} is not modelled",
             mt.table.layout.name(),

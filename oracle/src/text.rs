@@ -131,7 +131,7 @@ fn valid_name(s: &str) -> bool {
 fn layout(l: &mut Line) -> Result<Layout, ParseError> {
     let col = l.col();
     let w = l.next("a raid type (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n, raid10)")?;
-    Layout::parse(w).ok_or_else(|| l.err(col, format!("expected a raid type (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n, raid10, raid1), found `{w}`")))
+    Layout::parse(w).ok_or_else(|| l.err(col, format!("expected a raid type (raid1, raid5_ls|rs|la|ra|n, raid6_zr|nr|nc|ls_6|rs_6|la_6|ra_6|n_6, raid10), found `{w}`")))
 }
 
 /// `key=value` with a number value.
@@ -243,7 +243,11 @@ fn parse_array(l: &mut Line) -> Result<ArraySpec, ParseError> {
     let layout = layout(l)?;
     let col = l.col();
     let disks: u32 = keyval(l, "disks")?;
-    let least = if layout == Layout::Raid1 { 2 } else { 3 };
+    let least = match layout.level() {
+        1 => 2,
+        6 => 4,
+        _ => 3,
+    };
     if !(least..=12).contains(&disks) {
         return Err(l.err(
             col,

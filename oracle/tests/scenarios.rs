@@ -47,7 +47,7 @@ fn parse_errors_name_line_column_and_what_was_expected() {
     let cases = [
         (
             "array lv dm raid5_xx disks=4 chunk=2 dev=16\n",
-            "1:13: expected a raid type (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n, raid10, raid1), found `raid5_xx`",
+            "1:13: expected a raid type (raid1, raid5_ls|rs|la|ra|n, raid6_zr|nr|nc|ls_6|rs_6|la_6|ra_6|n_6, raid10), found `raid5_xx`",
         ),
         (
             "array lv dm raid10 disks=5 chunk=2 dev=16\n",
