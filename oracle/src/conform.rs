@@ -92,10 +92,11 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
             a.name
         ));
     }
-    if ![Layout::Ls, Layout::Near2, Layout::Raid1].contains(&a.layout) {
+    if ![Layout::Ls, Layout::Zr, Layout::Near2, Layout::Raid1].contains(&a.layout) {
         return Err(format!(
-            "array {}: layout {:?}: lvcreate --type raid5 makes raid5_ls (--type raid10 \
-             raid10 near, --type raid1 raid1); other layouts are not translated",
+            "array {}: layout {:?}: lvcreate --type raid5 makes raid5_ls (--type raid6 \
+             raid6_zr, --type raid10 raid10 near, --type raid1 raid1); other layouts are not \
+             translated",
             a.name, a.layout
         ));
     }
@@ -114,6 +115,12 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     if a.layout == Layout::Raid1 && !(2..=3).contains(&a.disks) {
         return Err(format!(
             "array {}: raid1 with {} legs; the VM has 6 loop devices: 2 or 3, and room to add",
+            a.name, a.disks
+        ));
+    }
+    if a.layout == Layout::Zr && a.disks != 5 {
+        return Err(format!(
+            "array {}: raid6 with {} disks; the VM has 6 loop devices: 3 stripes, grown to 4",
             a.name, a.disks
         ));
     }
@@ -136,6 +143,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     let create = match a.layout {
         Layout::Near2 => format!("create_lv raid10 {}", a.disks / 2),
         Layout::Raid1 => format!("create_lv_mirrors {}", a.disks - 1),
+        Layout::Zr => format!("create_lv raid6 {}", a.disks - 2),
         _ => format!("create_lv raid5 {}", a.disks - 1),
     };
     let _ = writeln!(out, "setup_vg\n{create}\nwait_sync");
