@@ -119,10 +119,29 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     let mut flags = 0u32;
     // analyse_superblocks(): no magic on the members -> FirstUse (a new raid set).
     let first_use = !sb.valid;
-    // A level change is a takeover (rs_check_takeover); raid456 <-> raid10 is not modelled,
-    // and the kernel refuses most of them: -EINVAL.
-    if !first_use && t.layout.level() != sb.layout.level() {
-        return Err(EINVAL);
+    // A level change is a takeover: rs_takeover_requested -> rs_check_takeover. Modelled:
+    // raid5_* -> raid6_*_6 with one more leg (flagged `rebuild`, the Q leg) and raid6_*_6 ->
+    // raid5_* with one leg less, both placing data as before; anything else (raid456 <->
+    // raid1 / raid10) is refused as most takeovers are: -EINVAL ("takeover not possible").
+    let takeover = !first_use && t.layout.level() != sb.layout.level();
+    if takeover {
+        if sb.reshape_active() {
+            // "Can't takeover a reshaping raid set".
+            return Err(crate::md::EPERM);
+        }
+        let degraded =
+            (0..sb.num_devices as usize).any(|d| sb.disk_recovery_offset[d] != MAX_SECTOR);
+        let legal = sb.layout.takeover_pair() == Some(t.layout)
+            && t.delta_disks == 0
+            && !degraded
+            && if t.layout.level() == 6 {
+                t.legs == sb.num_devices + 1 && t.rebuild & (1 << sb.num_devices) != 0
+            } else {
+                t.legs + 1 == sb.num_devices
+            };
+        if !legal {
+            return Err(EINVAL);
+        }
     }
     // The model's raid10 is lvm's: an even member count (md also runs odd near layouts).
     if t.layout == Layout::Near2 && !t.new_raid_disks().is_multiple_of(2) {
@@ -145,7 +164,8 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     {
         return Err(EINVAL);
     }
-    let raid1 = t.layout == Layout::Raid1;
+    // raid1 (and a takeover) take the table's leg count.
+    let raid1 = t.layout == Layout::Raid1 || takeover;
     if raid1 && !first_use {
         // super_init_validation(): a leg without a superblock is a new device; one injected
         // without `rebuild` (or delta_disks) is refused.
@@ -204,6 +224,10 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     } else {
         // super_init_validation() + super_validate(): the array from the superblock.
         let (mut cur, mut new) = (sb.cur_geo(), sb.new_geo());
+        if takeover {
+            // rs_set_new(): level and layout are the table's, no reshape.
+            (cur.layout, new.layout) = (t.layout, t.layout);
+        }
         cur.raid_disks = old_disks;
         new.raid_disks = new_disks;
         let reshaping = sb.reshape_active();
@@ -300,6 +324,11 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
         md.reshape_position = sb.reshape_position;
         md.reshape_backwards = backwards;
         md.recovery_cp = recovery_cp;
+    }
+    if takeover {
+        // "Takeover ain't recovery, so disable recovery"; the superblocks get the new level.
+        k.mddevs[m].recovery_cp = MAX_SECTOR;
+        flags |= 1 << RT_FLAG_UPDATE_SBS;
     }
     if raid1 {
         // parse_raid_params(): every leg In_sync, `rebuild` legs not (recovery_offset 0);

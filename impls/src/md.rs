@@ -15,6 +15,7 @@ pub const EINVAL: Errno = "EINVAL";
 pub const ENXIO: Errno = "ENXIO";
 pub const EAGAIN: Errno = "EAGAIN";
 pub const EIO: Errno = "EIO";
+pub const EPERM: Errno = "EPERM";
 
 // ---------------------------------------------------------------------------------------
 // md threads (md_register_thread / md_thread / md_wakeup_thread / md_unregister_thread)
@@ -718,10 +719,9 @@ pub fn md_reap_sync_thread(k: &mut K, m: MdId) {
     k.mddevs[m].sync_seq += 1;
     if !k.test_bit(m, MD_RECOVERY_INTR)
         && !k.test_bit(m, MD_RECOVERY_REQUESTED)
-        && pers(k, m) == Personality::Raid1
-        && raid1::raid1_spare_active(k, m) > 0
+        && pers_spare_active(k, m) > 0
     {
-        // "success... activate any spares" (raid5 / raid10 legs are always In_sync here).
+        // "success... activate any spares".
         k.mddevs[m].sb_flags |= 1 << MD_SB_CHANGE_DEVS;
     }
     // 8ff59a72478d "md: move finish_reshape to md_finish_sync()": not here any more.
@@ -1491,6 +1491,15 @@ fn pers_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
         Personality::Raid456 => raid5::raid5_make_request(k, m, bio),
         Personality::Raid10 => raid10::raid10_make_request(k, m, bio),
         Personality::Raid1 => raid1::raid1_make_request(k, m, bio),
+    }
+}
+
+/// `pers->spare_active` (raid10's legs are always In_sync in the model).
+fn pers_spare_active(k: &mut K, m: MdId) -> u32 {
+    match pers(k, m) {
+        Personality::Raid456 => raid5::raid5_spare_active(k, m),
+        Personality::Raid10 => 0,
+        Personality::Raid1 => raid1::raid1_spare_active(k, m),
     }
 }
 

@@ -163,6 +163,26 @@ impl Layout {
                 || (s == "raid6" && *l == Layout::Zr)
         })
     }
+    /// The raid6 layout with Q on the last member that places data as this raid5 layout over
+    /// one member less (rs_check_takeover's raid5_* -> raid6_*_6), and back.
+    pub fn takeover_pair(self) -> Option<Layout> {
+        let pairs = [
+            (Layout::La, Layout::La6),
+            (Layout::Ra, Layout::Ra6),
+            (Layout::Ls, Layout::Ls6),
+            (Layout::Rs, Layout::Rs6),
+            (Layout::N, Layout::N6),
+        ];
+        pairs.iter().find_map(|&(a, b)| {
+            if a == self {
+                Some(b)
+            } else if b == self {
+                Some(a)
+            } else {
+                None
+            }
+        })
+    }
     /// `mddev->level`: 1, 5, 6 or 10 (a change of level is a takeover).
     pub fn level(self) -> u32 {
         match self {
@@ -394,6 +414,19 @@ impl Mddev {
     #[inline]
     pub fn test(&self, bit: u32) -> bool {
         self.recovery & (1 << bit) != 0
+    }
+
+    /// The loop of raid1_spare_active / raid5_spare_active: a leg that is not In_sync and
+    /// whose recovery_offset reached MaxSector becomes In_sync; returns how many did.
+    pub fn activate_recovered_legs(&mut self) -> u32 {
+        let mut count = 0;
+        for r in self.rdevs.iter_mut() {
+            if !r.in_sync && r.recovery_offset == MAX_SECTOR {
+                r.in_sync = true;
+                count += 1;
+            }
+        }
+        count
     }
 }
 

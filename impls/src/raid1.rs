@@ -94,14 +94,7 @@ pub fn raid1_sync_request(k: &mut K, m: MdId, j: Sector, max: Sector) -> Sector 
 /// `raid1_spare_active()`: a leg whose recovery reached MaxSector becomes In_sync.
 pub fn raid1_spare_active(k: &mut K, m: MdId) -> u32 {
     enter!(k, "raid1_spare_active");
-    let mut count = 0;
-    for r in k.mddevs[m].rdevs.iter_mut() {
-        if !r.in_sync && r.recovery_offset == MAX_SECTOR {
-            r.in_sync = true;
-            count += 1;
-        }
-    }
-    count
+    k.mddevs[m].activate_recovered_legs()
 }
 
 /// `raid1_quiesce()`: freeze_array / unfreeze_array; the model's sync units are atomic.

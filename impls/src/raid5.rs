@@ -262,6 +262,13 @@ pub fn raid5_sync_request(k: &mut K, m: MdId, j: Sector, max: Sector) -> Sector 
     (k.mddevs[m].geo.chunk as Sector).min(max - j)
 }
 
+/// `raid5_spare_active()`: a leg whose recovery reached MaxSector becomes In_sync (the Q leg
+/// a raid5 -> raid6 takeover added).
+pub fn raid5_spare_active(k: &mut K, m: MdId) -> u32 {
+    enter!(k, "raid5_spare_active");
+    k.mddevs[m].activate_recovered_legs()
+}
+
 /// Would moving `blocks` to their new slots overwrite the old-geometry copy of a block that a
 /// restart from `safe` still has to read?
 fn clobbers_unrecorded(k: &K, m: MdId, blocks: &[Sector]) -> bool {
@@ -616,14 +623,11 @@ mod tests {
     /// no data: a *_6 layout over n + 1 members places data as the raid5 layout over n.
     #[test]
     fn raid6_x_6_layouts_place_data_as_their_raid5_layout() {
-        let pairs = [
-            (Layout::La, Layout::La6),
-            (Layout::Ra, Layout::Ra6),
-            (Layout::Ls, Layout::Ls6),
-            (Layout::Rs, Layout::Rs6),
-            (Layout::N, Layout::N6),
-        ];
-        for (r5, r6) in pairs {
+        for r5 in Layout::ALL {
+            let r6 = r5
+                .takeover_pair()
+                .expect("every raid5 layout has a *_6 one");
+            assert_eq!(r6.takeover_pair(), Some(r5));
             for disks in 3..7 {
                 let g5 = Geo {
                     raid_disks: disks,

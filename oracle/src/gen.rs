@@ -120,10 +120,19 @@ fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> 
             dev,
             chunk: u.int_in_range(1..=4)?,
         },
-        11 => Op::Retype {
-            layout: layout(u, a.layout.level())?,
-            dev,
-        },
+        11 => {
+            // One time in three a takeover between raid5 and raid6 (lvm refuses what it
+            // cannot take over, e.g. from raid1 / raid10).
+            let level = match a.layout.level() {
+                5 | 6 if u.ratio(1, 3)? => 11 - a.layout.level(),
+                5 | 6 => a.layout.level(),
+                _ => 5,
+            };
+            Op::Retype {
+                layout: layout(u, level)?,
+                dev,
+            }
+        }
         12 => Op::Remove { dev },
         13 => Op::Permission {
             dev,

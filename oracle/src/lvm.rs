@@ -851,11 +851,7 @@ fn lvconvert_keep_images(k: &mut K, name: &str, layout: Option<Layout>, chunk: O
         chunk.unwrap_or(mt.table.chunk),
     );
     if nl.level() != mt.table.layout.level() {
-        return Err(format!(
-            "takeover from {} to {} is not modelled",
-            mt.table.layout.name(),
-            nl.name()
-        ));
+        return lvconvert_takeover(k, name, mt, nl);
     }
     if nl == mt.table.layout && nc == mt.table.chunk {
         return Ok(());
@@ -890,6 +886,59 @@ fn lvconvert_keep_images(k: &mut K, name: &str, layout: Option<Layout>, chunk: O
     };
     update_and_reload(k, name, &t3, 0)?;
     mt.table = t3;
+    set_meta(k, name, mt);
+    Ok(())
+}
+
+/// `lvconvert --type` to another level (lvm2-sequences.md §4.1, §4.4): raid5_* -> raid6_*_6
+/// (one new image, flagged rebuild: the Q leg; reload #1 with `rebuild`, reload #2 without;
+/// a raid6 layout other than the *_6 one needs the command again, as lvm says) and raid6_*_6 ->
+/// raid5_* (the last image extracted: a reload with one leg less, then an identical one).
+fn lvconvert_takeover(k: &mut K, name: &str, mut mt: LvMeta, to: Layout) -> R {
+    let from = mt.table.layout;
+    let Some(pair) = from.takeover_pair().filter(|p| p.level() == to.level()) else {
+        return Err(format!(
+            "takeover from {} to {} is not modelled",
+            from.name(),
+            to.name()
+        ));
+    };
+    if mt.freed > 0 {
+        return Err("Takeover of an LV with freed legs still present is refused".into());
+    }
+    in_sync(k, name)?;
+    if mt.reshape_space != 0 && kernel_data_offset(k, name) != 0 {
+        // _lv_free_reshape_space from the start needs a data_offset reload first.
+        return Err("takeover with the reshape space at the front is not modelled".into());
+    }
+    // The reshape space at the end is freed in the metadata only.
+    mt.reshape_space = 0;
+    let legs = mt.table.legs;
+    if to.level() == 6 {
+        if legs < 4 {
+            return Err("raid6 needs at least 3 stripes: add a stripe first".into());
+        }
+        let d = dev(k, name);
+        wipe_legs(k, d, legs..legs + 1);
+        let t1 = Table {
+            layout: pair,
+            legs: legs + 1,
+            rebuild: 1 << legs,
+            ..mt.table.clone()
+        };
+        update_and_reload(k, name, &t1, 0)?;
+        mt.table = Table { rebuild: 0, ..t1 };
+        update_and_reload(k, name, &mt.table.clone(), 0)?;
+    } else {
+        let t = Table {
+            layout: pair,
+            legs: legs - 1,
+            ..mt.table.clone()
+        };
+        update_and_reload(k, name, &t, 0)?;
+        update_and_reload(k, name, &t, 0)?;
+        mt.table = t;
+    }
     set_meta(k, name, mt);
     Ok(())
 }
