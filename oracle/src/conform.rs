@@ -151,6 +151,8 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     // The model's LV starts inactive: lvm activates it as the scenario's first op.
     let _ = writeln!(out, "step setup_deactivate lvchange -an vg/lv");
     let mut throttled = false;
+    // The LV's raid level as the ops so far left it (a takeover changes it).
+    let mut level = a.layout.level();
     let mut lines = Vec::new();
     for (i, (_, op)) in s.ops.iter().enumerate() {
         let n = step(i);
@@ -230,6 +232,25 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
                 );
                 l
             }
+            Op::Retype { layout, .. } if layout.level() != level => {
+                // A takeover (raid5 <-> raid6): lvm adds or extracts the Q image; no reshape
+                // to wait for (the Q leg's recovery is what wait_for_sync waits for).
+                level = layout.level();
+                format!("step -t 60 {n} lvconvert -y --type {} vg/lv", layout.name())
+            }
+            Op::Retype { layout, .. } => {
+                let mut l = String::new();
+                if !throttled {
+                    l.push_str("throttle\n");
+                    throttled = true;
+                }
+                let _ = write!(
+                    l,
+                    "step -t 60 {n} lvconvert -y --type {} vg/lv\nwait_progress {n}_progress",
+                    layout.name()
+                );
+                l
+            }
             Op::ReloadAtReshapeEnd { .. } => format!("reload_at_reshape_end {n}"),
             Op::SuspendAtReshapeEnd { noflush, .. } => format!(
                 "suspend_at_reshape_end {n}{}",
@@ -254,8 +275,8 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
             }
             other => {
                 return Err(format!(
-                    "op {} `{other}`: not translated (raw table loads, removes, takeovers and \
-                     md sysfs have no real counterpart in the VM's lvm set-up)",
+                    "op {} `{other}`: not translated (raw table loads, removes and md sysfs have \
+                     no real counterpart in the VM's lvm set-up)",
                     i + 1
                 ))
             }
