@@ -100,8 +100,9 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     let (dev_data, dev_blocks) = (k.members[mem].dev_data, k.members[mem].dev_blocks);
     // The sizes must work out: the chunk divides the data area, and data plus the requested
     // offset fit in each member.
+    // raid5 runs on 2 members (one data stripe: what a raid1 takeover gives).
     let min_disks = match t.layout.level() {
-        1 => 2,
+        1 | 5 => 2,
         6 => 4,
         _ => 3,
     };
@@ -131,14 +132,22 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
         }
         let degraded =
             (0..sb.num_devices as usize).any(|d| sb.disk_recovery_offset[d] != MAX_SECTOR);
-        let legal = sb.layout.takeover_pair() == Some(t.layout)
-            && t.delta_disks == 0
-            && !degraded
-            && if t.layout.level() == 6 {
-                t.legs == sb.num_devices + 1 && t.rebuild & (1 << sb.num_devices) != 0
-            } else {
-                t.legs + 1 == sb.num_devices
-            };
+        // "raid1 with 2 disks -> raid4/5": both legs hold every block, as raid5 with one data
+        // stripe places it (data and its parity copy). The way back needs the parity copy,
+        // which the model does not store: not modelled.
+        let raid1_to_raid5 = sb.layout == Layout::Raid1
+            && t.layout.level() == 5
+            && sb.num_devices == 2
+            && t.legs == 2;
+        let legal = raid1_to_raid5
+            || sb.layout.takeover_pair() == Some(t.layout)
+                && t.delta_disks == 0
+                && !degraded
+                && if t.layout.level() == 6 {
+                    t.legs == sb.num_devices + 1 && t.rebuild & (1 << sb.num_devices) != 0
+                } else {
+                    t.legs + 1 == sb.num_devices
+                };
         if !legal {
             return Err(EINVAL);
         }

@@ -178,12 +178,18 @@ pub fn raid5_run(k: &mut K, m: MdId) -> Result<(), Errno> {
 /// "nothing to change" and for a half-done reshape.
 pub fn check_reshape(k: &mut K, m: MdId) -> Result<(), Errno> {
     let md = &k.mddevs[m];
-    let new_disks = md.geo.raid_disks as i32 + md.delta_disks;
-    // raid5_check_reshape / raid6_check_reshape: 2 (3) members at least beyond parity... as
-    // md counts them, 3 for raid4/5 and 4 for raid6; a layout of another level is refused
-    // (algorithm_valid_raid5 / _raid6).
+    // raid5_check_reshape / raid6_check_reshape: a layout of another level is refused
+    // (algorithm_valid_raid5 / _raid6); check_reshape(): a shrink that would leave fewer
+    // than 2 members (4 for raid6) is refused.
     let level = md.geo.layout.level();
-    if new_disks < 3 + (level == 6) as i32 || md.new_geo.layout.level() != level {
+    if md.new_geo.layout.level() != level {
+        return Err(EINVAL);
+    }
+    let min = if level == 6 { 4 } else { 2 };
+    if md.delta_disks < 0
+        && md.reshape_position == MAX_SECTOR
+        && (md.geo.raid_disks as i32 + md.delta_disks) < min
+    {
         return Err(EINVAL);
     }
     Ok(())

@@ -759,8 +759,17 @@ fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
     }
     // P (and Q): the members that are not data.
     let parity = 1 + (mt.table.layout.level() == 6) as u32;
-    if parity == 2 && stripes < 3 {
-        return Err("Minimum of 3 stripes required for raid6".into());
+    if stripes < parity + 1 {
+        return Err(format!(
+            "Minimum of {} stripes required for {}",
+            parity + 1,
+            mt.table.layout.name()
+        ));
+    }
+    if (stripes + parity) as usize > MAX_MEMBERS {
+        return Err(format!(
+            "the model's arrays have at most {MAX_MEMBERS} legs"
+        ));
     }
     let data = legs - parity - mt.freed;
     if mt.freed > 0 {
@@ -896,7 +905,10 @@ fn lvconvert_keep_images(k: &mut K, name: &str, layout: Option<Layout>, chunk: O
 /// raid5_* (the last image extracted: a reload with one leg less, then an identical one).
 fn lvconvert_takeover(k: &mut K, name: &str, mut mt: LvMeta, to: Layout) -> R {
     let from = mt.table.layout;
-    let Some(pair) = from.takeover_pair().filter(|p| p.level() == to.level()) else {
+    // raid1 (2 images) -> raid5 (§4.3): no new images, raid5_ls.
+    let raid1_pair =
+        (from == Layout::Raid1 && to.level() == 5 && mt.table.legs == 2).then_some(Layout::Ls);
+    let Some(pair) = raid1_pair.or(from.takeover_pair().filter(|p| p.level() == to.level())) else {
         return Err(format!(
             "takeover from {} to {} is not modelled",
             from.name(),
@@ -914,7 +926,16 @@ fn lvconvert_takeover(k: &mut K, name: &str, mut mt: LvMeta, to: Layout) -> R {
     // The reshape space at the end is freed in the metadata only.
     mt.reshape_space = 0;
     let legs = mt.table.legs;
-    if to.level() == 6 {
+    if from == Layout::Raid1 {
+        // Reload #1 with the level change only; #2 identical (SUSPEND + RESUME).
+        let t = Table {
+            layout: pair,
+            ..mt.table.clone()
+        };
+        update_and_reload(k, name, &t, 0)?;
+        update_and_reload(k, name, &t, 0)?;
+        mt.table = t;
+    } else if to.level() == 6 {
         if legs < 4 {
             return Err("raid6 needs at least 3 stripes: add a stripe first".into());
         }

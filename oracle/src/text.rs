@@ -474,10 +474,10 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
             "--stripes" => {
                 let col = l.col();
                 let stripes: u32 = l.number("a stripe count")?;
-                if !(2..=11).contains(&stripes) {
+                if !(1..=15).contains(&stripes) {
                     return Err(l.err(
                         col,
-                        format!("expected a stripe count between 2 and 11, found {stripes}"),
+                        format!("expected a stripe count between 1 and 15, found {stripes}"),
                     ));
                 }
                 let force = l.peek() == Some("--force");
