@@ -130,8 +130,10 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
             // "Can't takeover a reshaping raid set".
             return Err(crate::md::EPERM);
         }
-        let degraded =
-            (0..sb.num_devices as usize).any(|d| sb.disk_recovery_offset[d] != MAX_SECTOR);
+        // "if (rs->md.degraded)": over the legs of this table (an extracted leg, such as the
+        // Q leg of raid6 -> raid5, does not count; a new one is not in the superblock yet).
+        let kept = t.legs.min(sb.num_devices) as usize;
+        let degraded = (0..kept).any(|d| sb.disk_recovery_offset[d] != MAX_SECTOR);
         // "raid1 with 2 disks -> raid4/5": both legs hold every block, as raid5 with one data
         // stripe places it (data and its parity copy). The way back needs the parity copy,
         // which the model does not store: not modelled.
@@ -339,37 +341,41 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
         k.mddevs[m].recovery_cp = MAX_SECTOR;
         flags |= 1 << RT_FLAG_UPDATE_SBS;
     }
-    if raid1 {
-        // parse_raid_params(): every leg In_sync, `rebuild` legs not (recovery_offset 0);
-        // super_validate(): an existing leg takes its superblock's disk_recovery_offset.
-        let md = &mut k.mddevs[m];
-        md.rdevs = (0..t.legs as usize)
-            .map(|d| {
-                if first_use {
-                    Rdev::IN_SYNC
-                } else if t.rebuild & (1 << d) != 0 || d >= sb.num_devices as usize {
-                    Rdev {
-                        in_sync: false,
-                        recovery_offset: 0,
-                    }
-                } else {
-                    let off = sb.disk_recovery_offset[d];
-                    Rdev {
-                        in_sync: off == MAX_SECTOR,
-                        recovery_offset: off,
-                    }
+    // parse_raid_params(): every leg In_sync, `rebuild` legs not (recovery_offset 0);
+    // super_validate(): an existing leg takes its superblock's disk_recovery_offset, and one
+    // short of MaxSector is not In_sync unless a reshape is in progress. (raid4/5/6 `rebuild`
+    // legs beyond the superblock's count, lvm's interim reload, stay outside the array.)
+    let reshaping = sb.reshape_active();
+    let legs = if raid1 { t.legs } else { new_disks };
+    k.mddevs[m].rdevs = (0..legs as usize)
+        .map(|d| {
+            let rebuild = t.rebuild & (1 << d) != 0 || d >= sb.num_devices as usize;
+            if first_use {
+                Rdev::IN_SYNC
+            } else if raid1 && rebuild {
+                Rdev {
+                    in_sync: false,
+                    recovery_offset: 0,
                 }
-            })
-            .collect();
-        if !first_use && t.rebuild != 0 {
-            // size_check: "May not set recovery when a device rebuild is requested".
-            md.recovery_cp = MAX_SECTOR;
-            flags |= 1 << RT_FLAG_UPDATE_SBS;
-        }
-        if !first_use && t.legs > sb.num_devices {
-            // "Create new superblocks and bitmaps, if any new disks".
-            flags |= 1 << RT_FLAG_UPDATE_SBS;
-        }
+            } else if d < sb.num_devices as usize {
+                let off = sb.disk_recovery_offset[d];
+                Rdev {
+                    in_sync: off == MAX_SECTOR || reshaping,
+                    recovery_offset: off,
+                }
+            } else {
+                Rdev::IN_SYNC
+            }
+        })
+        .collect();
+    if raid1 && !first_use && t.rebuild != 0 {
+        // size_check: "May not set recovery when a device rebuild is requested".
+        k.mddevs[m].recovery_cp = MAX_SECTOR;
+        flags |= 1 << RT_FLAG_UPDATE_SBS;
+    }
+    if raid1 && !first_use && t.legs > sb.num_devices {
+        // "Create new superblocks and bitmaps, if any new disks".
+        flags |= 1 << RT_FLAG_UPDATE_SBS;
     }
     for (rule, detail) in inherited {
         k.findings.push(crate::sched::Finding {
