@@ -153,6 +153,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     let mut throttled = false;
     // The LV's raid level as the ops so far left it (a takeover changes it).
     let mut level = a.layout.level();
+    let mut legs = a.disks;
     let mut lines = Vec::new();
     for (i, (_, op)) in s.ops.iter().enumerate() {
         let n = step(i);
@@ -182,7 +183,13 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
                 let _ = write!(l, "\nwait_progress {n}_progress");
                 l
             }
+            Op::Mirrors { mirrors, .. } if mirrors + 1 <= legs => {
+                // Images removed: nothing to rebuild, nothing to wait for.
+                legs = mirrors + 1;
+                format!("step -t 60 {n} lvconvert -y -m {mirrors} vg/lv")
+            }
             Op::Mirrors { mirrors, .. } => {
+                legs = mirrors + 1;
                 let mut l = String::new();
                 if !throttled {
                     l.push_str("throttle\n");
