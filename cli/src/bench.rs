@@ -15,7 +15,7 @@ use crate::fuzz::Rng;
 use md_model::Kernel;
 use md_oracle::campaign::hunt_failed;
 use md_oracle::gen::{from_bytes, Limits};
-use md_oracle::scenario::{Expect, Scenario};
+use md_oracle::scenario::{ArrayKind, Expect, Scenario};
 use md_oracle::{run, RunOptions, Tail};
 use std::path::Path;
 use std::process::Command;
@@ -197,11 +197,24 @@ fn cargo_fuzz_time(
     Ok(crashed.then_some((secs, execs)))
 }
 
+/// Runs `scenarios` round-robin under `k` for `budget`: executions per second.
+fn exec_rate(scenarios: &[Scenario], k: &Kernel, budget: Duration) -> f64 {
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < budget {
+        let s = &scenarios[n as usize % scenarios.len()];
+        let _ = run(s, k, &RunOptions::default());
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
 pub fn bench(
     seeds: u64,
     cap: Duration,
     rate_budget: Duration,
     cargo_fuzz: Option<&Path>,
+    rate_only: bool,
 ) -> Result<String, String> {
     let mut out = String::new();
     out.push_str("## Executions per second (one run = one scenario under one kernel)\n\n");
@@ -213,19 +226,41 @@ pub fn bench(
             let mut rng = Rng(ops as u64 * 7919 + 1);
             let scenarios: Vec<Scenario> =
                 (0..64).map(|_| scenario_with_ops(&mut rng, ops)).collect();
-            let start = Instant::now();
-            let mut n = 0u64;
-            while start.elapsed() < rate_budget {
-                let _ = run(&scenarios[(n % 64) as usize], &k, &RunOptions::default());
-                n += 1;
-            }
-            row.push_str(&format!(
-                " {:.0} |",
-                n as f64 / start.elapsed().as_secs_f64()
-            ));
+            row.push_str(&format!(" {:.0} |", exec_rate(&scenarios, &k, rate_budget)));
         }
         out.push_str(&row);
         out.push('\n');
+    }
+    // By raid type: 16-op generated scenarios whose LV is of that type (the generator's own
+    // draw, kept when it matches).
+    out.push_str("\n16-op scenarios by raid type (dm LVs):\n\n");
+    out.push_str("| type | v6.7 | v6.9 | v7.3 |\n|---|---|---|---|\n");
+    for (name, level) in [("raid5", 5), ("raid6", 6), ("raid10", 10), ("raid1", 1)] {
+        let mut rng = Rng(level * 104_729 + 3);
+        let mut scenarios = Vec::new();
+        for _ in 0..20_000 {
+            let s = scenario_with_ops(&mut rng, 16);
+            let a = &s.arrays[0];
+            if a.kind == ArrayKind::Dm && a.layout.level() == level as u32 {
+                scenarios.push(s);
+                if scenarios.len() == 32 {
+                    break;
+                }
+            }
+        }
+        if scenarios.is_empty() {
+            return Err(format!("bench: the generator drew no {name} LV"));
+        }
+        let mut row = format!("| {name} |");
+        for kname in ["v6.7", "v6.9", "v7.3"] {
+            let k = Kernel::parse(kname).unwrap();
+            row.push_str(&format!(" {:.0} |", exec_rate(&scenarios, &k, rate_budget)));
+        }
+        out.push_str(&row);
+        out.push('\n');
+    }
+    if rate_only {
+        return Ok(out);
     }
     out.push_str(&format!(
         "\n## Time to first find (median of {seeds} seeds, cap {}s per seed; found = seeds that found it)\n\n",

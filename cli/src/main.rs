@@ -71,6 +71,10 @@ enum Cmd {
         /// `cargo fuzz run hunt` columns.
         #[arg(long)]
         cargo_fuzz: Option<PathBuf>,
+        /// Only the executions-per-second tables (by op count and by raid type), no time to
+        /// first find.
+        #[arg(long)]
+        rate_only: bool,
     },
     /// Run scenarios on a real kernel in a VM (conformance/) and compare with the model.
     Conform(conform::Conform),
@@ -130,8 +134,10 @@ fn main() -> ExitCode {
             budget,
             rate,
             cargo_fuzz,
+            rate_only,
         } => match (fuzz::parse_duration(&budget), fuzz::parse_duration(&rate)) {
-            (Some(b), Some(r)) => match bench::bench(seeds, b, r, cargo_fuzz.as_deref()) {
+            (Some(b), Some(r)) => match bench::bench(seeds, b, r, cargo_fuzz.as_deref(), rate_only)
+            {
                 Ok(table) => {
                     print!("{table}");
                     Ok(true)

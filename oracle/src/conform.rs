@@ -183,7 +183,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
                 let _ = write!(l, "\nwait_progress {n}_progress");
                 l
             }
-            Op::Mirrors { mirrors, .. } if mirrors + 1 <= legs => {
+            Op::Mirrors { mirrors, .. } if *mirrors < legs => {
                 // Images removed: nothing to rebuild, nothing to wait for.
                 legs = mirrors + 1;
                 format!("step -t 60 {n} lvconvert -y -m {mirrors} vg/lv")
