@@ -132,8 +132,12 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
         }
         // "if (rs->md.degraded)": over the legs of this table (an extracted leg, such as the
         // Q leg of raid6 -> raid5, does not count; a new one is not in the superblock yet).
+        // A leg recorded failed, or whose device fails (its superblock cannot be read: the
+        // ctr makes it Faulty), degrades the set too.
         let kept = t.legs.min(sb.num_devices) as usize;
-        let degraded = (0..kept).any(|d| sb.disk_recovery_offset[d] != MAX_SECTOR);
+        let lost = sb.failed_devices | k.members[mem].failing;
+        let degraded =
+            (0..kept).any(|d| sb.disk_recovery_offset[d] != MAX_SECTOR || lost & (1 << d) != 0);
         // "raid1 with 2 disks -> raid4/5": both legs hold every block, as raid5 with one data
         // stripe places it (data and its parity copy). The way back needs the parity copy,
         // which the model does not store: not modelled.
@@ -141,15 +145,16 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
             && t.layout.level() == 5
             && sb.num_devices == 2
             && t.legs == 2;
-        let legal = raid1_to_raid5
-            || sb.layout.takeover_pair() == Some(t.layout)
-                && t.delta_disks == 0
-                && !degraded
-                && if t.layout.level() == 6 {
-                    t.legs == sb.num_devices + 1 && t.rebuild & (1 << sb.num_devices) != 0
-                } else {
-                    t.legs + 1 == sb.num_devices
-                };
+        // "if (rs->md.degraded) ... takeover not possible", before any level pair.
+        let legal = !degraded
+            && (raid1_to_raid5
+                || sb.layout.takeover_pair() == Some(t.layout)
+                    && t.delta_disks == 0
+                    && if t.layout.level() == 6 {
+                        t.legs == sb.num_devices + 1 && t.rebuild & (1 << sb.num_devices) != 0
+                    } else {
+                        t.legs + 1 == sb.num_devices
+                    });
         if !legal {
             return Err(EINVAL);
         }
@@ -167,8 +172,9 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     // asks for another layout / chunk than the reshape the superblock records is going to
     // (lvm issues one only when the status said the reshape ended; the superblock saying it
     // still runs is then stale, and nothing at preresume can make this table's set-up right).
+    // raid4/5/6 and raid10 (whose chunk lvm changes too); raid1 has no reshape.
     if k.k.has(Change::PreresumeRereadsReshapePosition)
-        && t.layout.personality() == Personality::Raid456
+        && t.layout.personality() != Personality::Raid1
         && !first_use
         && sb.reshape_active()
         && (t.layout != sb.new_layout || t.chunk != sb.new_chunk)
@@ -345,23 +351,28 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     // super_validate(): an existing leg takes its superblock's disk_recovery_offset, and one
     // short of MaxSector is not In_sync unless a reshape is in progress. (raid4/5/6 `rebuild`
     // legs beyond the superblock's count, lvm's interim reload, stay outside the array.)
+    // A leg whose device fails IO has no readable superblock: Faulty, out of the array
+    // (raid1; the other personalities of the model never lose a leg). One the superblocks
+    // record as failed that reads again "comes back": not In_sync, recovered from 0.
     let reshaping = sb.reshape_active();
     let legs = if raid1 { t.legs } else { new_disks };
+    let failing = k.members[mem].failing;
+    let mirror = t.layout == Layout::Raid1;
     k.mddevs[m].rdevs = (0..legs as usize)
         .map(|d| {
             let rebuild = t.rebuild & (1 << d) != 0 || d >= sb.num_devices as usize;
-            if first_use {
+            if mirror && failing & (1 << d) != 0 {
+                Rdev::FAILED
+            } else if first_use {
                 Rdev::IN_SYNC
-            } else if raid1 && rebuild {
-                Rdev {
-                    in_sync: false,
-                    recovery_offset: 0,
-                }
+            } else if raid1 && rebuild || mirror && sb.failed_devices & (1 << d) != 0 {
+                Rdev::REBUILD
             } else if d < sb.num_devices as usize {
                 let off = sb.disk_recovery_offset[d];
                 Rdev {
                     in_sync: off == MAX_SECTOR || reshaping,
                     recovery_offset: off,
+                    ..Rdev::IN_SYNC
                 }
             } else {
                 Rdev::IN_SYNC
@@ -821,10 +832,14 @@ pub fn raid_preresume(k: &mut K, m: MdId) -> Result<(), Errno> {
 pub fn raid_resume(k: &mut K, m: MdId) {
     enter!(k, "raid_resume");
     if rs_test_and_set(k, m, RT_FLAG_RS_RESUMED) {
-        // attempt_restore_of_faulty_devices(): no faulty legs in the model; 95009ae904b1 takes
+        // A secondary resume: are failed devices reachable again? 95009ae904b1 takes
         // reconfig_mutex around it.
-        if k.k.has(Change::ResumeLocksRestore) {
+        let locked = k.k.has(Change::ResumeLocksRestore);
+        if locked {
             md::mddev_lock(k, m);
+        }
+        attempt_restore_of_faulty_devices(k, m);
+        if locked {
             md::mddev_unlock(k, m);
         }
     }
@@ -854,6 +869,26 @@ pub fn raid_resume(k: &mut K, m: MdId) {
         md::mddev_unlock(k, m);
     } else {
         md::mddev_unlock_and_resume(k, m);
+    }
+}
+
+/// `attempt_restore_of_faulty_devices()` (raid_resume, under reconfig_mutex): a Faulty leg
+/// whose device reads again is re-added (hot_add_disk) to be recovered from the start, and
+/// the superblocks rewritten.
+fn attempt_restore_of_faulty_devices(k: &mut K, m: MdId) {
+    let failing = k.members[k.mddevs[m].members].failing;
+    let mut restored = 0;
+    for d in 0..k.mddevs[m].rdevs.len() {
+        if k.mddevs[m].rdevs[d].faulty && failing & (1 << d) == 0 {
+            k.mddevs[m].rdevs[d] = Rdev::REBUILD;
+            restored += 1;
+        }
+    }
+    if restored > 0 {
+        let name = k.mddevs[m].name.clone();
+        k.trace(|| format!("{name}: {restored} faulty leg(s) restored"));
+        k.mddevs[m].sb_flags |= 1 << MD_SB_CHANGE_DEVS;
+        k.set_bit(m, MD_RECOVERY_NEEDED);
     }
 }
 
@@ -896,7 +931,9 @@ pub fn raid_status(k: &K, m: MdId) -> (String, Sector, Sector, &'static str) {
     let health = (0..legs as usize)
         .map(|d| {
             let leg_in_sync = md.rdevs.get(d).is_none_or(|r| r.in_sync);
-            if resyncing || (!in_sync && !leg_in_sync) {
+            if md.rdevs.get(d).is_some_and(|r| r.faulty) {
+                'D'
+            } else if resyncing || (!in_sync && !leg_in_sync) {
                 'a'
             } else {
                 'A'

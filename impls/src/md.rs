@@ -362,6 +362,7 @@ fn md_choose_sync_action(k: &mut K, m: MdId) -> bool {
     // is pending while a leg awaits recovery, which a dm-raid `rebuild` table never leaves
     // (rs_setup_recovery(MaxSector)).
     if k.mddevs[m].recovery_cp < MAX_SECTOR {
+        remove_spares(k, m);
         k.set_bit(m, MD_RECOVERY_SYNC);
         k.clear_bit(m, MD_RECOVERY_RECOVER);
         return true;
@@ -379,18 +380,61 @@ fn md_choose_sync_action(k: &mut K, m: MdId) -> bool {
     false
 }
 
-/// `rdev_removeable()` || `rdev_addable()` for some leg: a leg not In_sync (with a raid_disk,
-/// no IO pending, not Blocked or Faulty) counts as removable. Every leg of the model has a
-/// raid_disk, so none is addable.
+/// `rdev_removeable()` || `rdev_addable()` for some leg. A removed leg is not addable (dm-raid
+/// re-adds legs only in attempt_restore_of_faulty_devices).
 fn md_spares_need_change(k: &K, m: MdId) -> bool {
-    k.mddevs[m].rdevs.iter().any(|r| !r.in_sync)
+    k.mddevs[m].rdevs.iter().any(|r| r.removeable())
 }
 
-/// `remove_and_add_spares(mddev, NULL)`: hot_remove_disk refuses every removable leg
-/// (raid1_remove_disk: -EBUSY unless Faulty), nothing is addable; the spares are the legs
-/// that are not In_sync (`rdev_is_spare`).
-fn remove_and_add_spares(k: &K, m: MdId) -> u32 {
-    k.mddevs[m].rdevs.iter().filter(|r| !r.in_sync).count() as u32
+/// `remove_spares()`: hot_remove_disk on every removable leg; raid1_remove_disk takes a Faulty
+/// one and refuses (-EBUSY) one that is only not In_sync (no other personality of the model
+/// fails a leg).
+fn remove_spares(k: &mut K, m: MdId) -> u32 {
+    let mut removed = 0;
+    for d in 0..k.mddevs[m].rdevs.len() {
+        let r = k.mddevs[m].rdevs[d];
+        let taken =
+            r.removeable() && pers(k, m) == Personality::Raid1 && raid1::raid1_remove_disk(k, m, d);
+        if taken {
+            removed += 1;
+            let name = k.mddevs[m].name.clone();
+            k.trace(|| format!("{name}: leg {d} removed (remove_spares)"));
+        }
+    }
+    if removed > 0 {
+        k.mddevs[m].sb_flags |= 1 << MD_SB_CHANGE_DEVS;
+    }
+    removed
+}
+
+/// `remove_and_add_spares(mddev, NULL)`: remove_spares, nothing is addable; the spares are
+/// the legs in the array that are neither In_sync nor Faulty (`rdev_is_spare`).
+fn remove_and_add_spares(k: &mut K, m: MdId) -> u32 {
+    remove_spares(k, m);
+    k.mddevs[m].rdevs.iter().filter(|r| r.is_spare()).count() as u32
+}
+
+/// `md_error()`: the personality's error handler fails the leg; recovery is interrupted and
+/// (unless the array is broken) re-evaluated; dm-raid gets a table event.
+pub fn md_error(k: &mut K, m: MdId, leg: usize) {
+    enter!(k, "md_error");
+    if k.mddevs[m].rdevs.get(leg).is_none_or(|r| r.faulty) || !k.mddevs[m].pers {
+        return;
+    }
+    if pers(k, m) == Personality::Raid1 {
+        raid1::raid1_error(k, m, leg);
+    }
+    let degraded = k.mddevs[m].rdevs.iter().any(|r| !r.in_sync);
+    if degraded && !k.mddevs[m].broken {
+        k.set_bit(m, MD_RECOVERY_RECOVER);
+    }
+    k.set_bit(m, MD_RECOVERY_INTR);
+    if !k.mddevs[m].broken {
+        k.set_bit(m, MD_RECOVERY_NEEDED);
+        let d = k.mddevs[m].thread;
+        md_wakeup_thread(k, d);
+    }
+    queue_event_work(k, m);
 }
 
 /// `md_start_sync()`: the sync_work item; registers the sync thread.
@@ -504,7 +548,7 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
     } else if recover {
         // "recovery follows the physical size of devices": from the lowest recovery_offset
         // of the legs that need it.
-        let legs = k.mddevs[m].rdevs.iter().filter(|r| !r.in_sync);
+        let legs = k.mddevs[m].rdevs.iter().filter(|r| r.is_spare());
         legs.map(|r| r.recovery_offset).min().unwrap_or(MAX_SECTOR)
     } else if k.test_bit(m, MD_RECOVERY_REQUESTED) {
         k.mddevs[m].resync_min
@@ -576,7 +620,7 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
         let cur = k.mddevs[m].curr_resync;
         if k.mddevs[m].delta_disks >= 0 {
             for r in k.mddevs[m].rdevs.iter_mut() {
-                if !r.in_sync && r.recovery_offset < cur {
+                if r.is_spare() && r.recovery_offset < cur {
                     r.recovery_offset = cur;
                 }
             }
@@ -1269,7 +1313,7 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
     let done = k.mddevs[m].curr_resync_completed;
     if k.mddevs[m].delta_disks >= 0 {
         for r in k.mddevs[m].rdevs.iter_mut() {
-            if !r.in_sync && done > r.recovery_offset {
+            if !r.removed && !r.faulty && !r.in_sync && done > r.recovery_offset {
                 r.recovery_offset = done;
             }
         }
@@ -1278,12 +1322,16 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
     // the reshape flags from reshape_position, each leg's recovery_offset.
     let md = &k.mddevs[m];
     let mut disk_recovery_offset = [MAX_SECTOR; MAX_MEMBERS];
+    let mut failed_devices = 0u32;
     for (d, r) in md.rdevs.iter().enumerate() {
         disk_recovery_offset[d] = if r.in_sync {
             MAX_SECTOR
         } else {
             r.recovery_offset
         };
+        if r.faulty {
+            failed_devices |= 1 << d;
+        }
     }
     let reshaping = md.reshape_position != MAX_SECTOR;
     let (pos, mem) = (md.reshape_position, md.members);
@@ -1306,6 +1354,7 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
         reshape_backwards: reshaping && md.reshape_backwards,
         recovery_cp: md.recovery_cp,
         disk_recovery_offset,
+        failed_devices,
         ended_unfinished: md.reshape_ended_unfinished,
     };
     k.members[mem].sb = new_sb;
@@ -1315,6 +1364,12 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
     k.members[mem].sb_taint = k.findings.iter().find(|f| f.mddev == m).map(|f| f.rule);
     k.mddevs[m].sb_flags &=
         !((1 << MD_SB_CHANGE_DEVS) | (1 << MD_SB_CHANGE_CLEAN) | (1 << MD_SB_CHANGE_PENDING));
+    // FaultRecorded: a failure now on disk unblocks its leg (rdev->blocked_wait).
+    for r in k.mddevs[m].rdevs.iter_mut() {
+        if r.faulty {
+            r.blocked = false;
+        }
+    }
     let name = k.mddevs[m].name.clone();
     k.trace(|| {
         format!(
@@ -1366,6 +1421,7 @@ pub fn mddev_alloc(k: &mut K, name: String, members: usize, is_dm: bool) -> MdId
         event_work_pending: false,
         sync_seq: 0,
         rdevs: vec![Rdev::IN_SYNC; geo.raid_disks as usize],
+        broken: false,
         pers: false,
         conf: None,
         geo,

@@ -56,19 +56,56 @@ pub const MAX_SECTOR: u64 = u64::MAX;
 /// Member devices an array's superblock describes (lvm allows 64 legs; the model 16).
 pub const MAX_MEMBERS: usize = 16;
 
-/// `struct md_rdev`, the per-instance state of one leg the lifecycle reads: `In_sync` and
-/// `recovery_offset` (rebuilt up to here; reads below it may use the leg).
+/// `struct md_rdev`, the per-instance state of one leg the lifecycle reads: `In_sync`,
+/// `recovery_offset` (rebuilt up to here; reads below it may use the leg), `Faulty`,
+/// `Blocked` (a failure the superblock has not recorded yet) and `raid_disk < 0` (removed
+/// from the personality by remove_spares).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rdev {
     pub in_sync: bool,
     pub recovery_offset: Sector,
+    pub faulty: bool,
+    pub blocked: bool,
+    pub removed: bool,
 }
 
 impl Rdev {
     pub const IN_SYNC: Rdev = Rdev {
         in_sync: true,
         recovery_offset: MAX_SECTOR,
+        faulty: false,
+        blocked: false,
+        removed: false,
     };
+    /// A leg to rebuild from the start (`rebuild i`, a new device, or one that came back).
+    pub const REBUILD: Rdev = Rdev {
+        in_sync: false,
+        recovery_offset: 0,
+        faulty: false,
+        blocked: false,
+        removed: false,
+    };
+    /// A leg whose device cannot be read (its superblock neither): Faulty, out of the array.
+    pub const FAILED: Rdev = Rdev {
+        in_sync: false,
+        recovery_offset: 0,
+        faulty: true,
+        blocked: false,
+        removed: true,
+    };
+    /// `rdev_removeable()`: in the array, no IO pending, not Blocked, and Faulty or not
+    /// In_sync.
+    pub fn removeable(&self) -> bool {
+        !self.removed && !self.blocked && (self.faulty || !self.in_sync)
+    }
+    /// `rdev_is_spare()`: in the array, neither In_sync nor Faulty.
+    pub fn is_spare(&self) -> bool {
+        !self.removed && !self.in_sync && !self.faulty
+    }
+    /// Holds current data for block `b` (read_balance's test).
+    pub fn readable(&self, b: Sector) -> bool {
+        !self.faulty && !self.removed && (self.in_sync || self.recovery_offset > b)
+    }
 }
 
 /// `mddev->ro`.
@@ -267,6 +304,10 @@ pub struct Superblock {
     pub reshape_backwards: bool,
     /// `array_resync_offset` (`recovery_cp`; MaxSector = clean).
     pub recovery_cp: Sector,
+    /// `failed_devices`: the legs recorded as failed (super_sync sets a bit for every Faulty
+    /// or missing leg; the next ctr takes them as Faulty, and super_validate re-adds one
+    /// whose device is readable again for a full recovery).
+    pub failed_devices: u32,
     /// `disk_recovery_offset` of each member's superblock (super_sync writes the rdev's
     /// `recovery_offset`; MaxSector = In_sync). Index = member.
     pub disk_recovery_offset: [Sector; MAX_MEMBERS],
@@ -295,6 +336,7 @@ impl Superblock {
             reshape_backwards: false,
             recovery_cp: if needs_resync { 0 } else { MAX_SECTOR },
             disk_recovery_offset: [MAX_SECTOR; MAX_MEMBERS],
+            failed_devices: 0,
             ended_unfinished: false,
         }
     }
@@ -350,6 +392,9 @@ pub struct Members {
     /// The smallest array_sectors any instance on these members has set (a stripe removal):
     /// the oracle forgets what lay beyond, even if the array grew again before anyone read.
     pub smallest_array: u64,
+    /// Legs whose device fails every IO (a pulled disk, dm-flakey's error mode: lvm2's
+    /// `aux disable_dev`), bit = member.
+    pub failing: u32,
 }
 
 /// `struct mddev`, reduced to what the lifecycle touches.
@@ -381,6 +426,8 @@ pub struct Mddev {
     pub sync_seq: u64,
     /// `mddev->disks`: one rdev per leg, index = raid_disk.
     pub rdevs: Vec<Rdev>,
+    /// `MD_BROKEN`: the last In_sync leg failed; md stops recovery.
+    pub broken: bool,
     /// `mddev->pers` (raid456 only) and its private `r5conf`.
     pub pers: bool,
     pub conf: Option<R5Conf>,
@@ -421,7 +468,7 @@ impl Mddev {
     pub fn activate_recovered_legs(&mut self) -> u32 {
         let mut count = 0;
         for r in self.rdevs.iter_mut() {
-            if !r.in_sync && r.recovery_offset == MAX_SECTOR {
+            if r.is_spare() && r.recovery_offset == MAX_SECTOR {
                 r.in_sync = true;
                 count += 1;
             }

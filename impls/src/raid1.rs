@@ -49,10 +49,45 @@ pub fn raid1_run(k: &mut K, m: MdId) -> Result<(), Errno> {
 /// has passed `b` ("!test_bit(In_sync) && rdev->recovery_offset < this_sector + sectors"
 /// excludes the others).
 fn read_balance(k: &K, m: MdId, b: Sector) -> Option<usize> {
-    k.mddevs[m]
-        .rdevs
-        .iter()
-        .position(|r| r.in_sync || r.recovery_offset > b)
+    k.mddevs[m].rdevs.iter().position(|r| r.readable(b))
+}
+
+/// The member device of `leg` fails IO (the model's pulled disk).
+fn failing(k: &K, m: MdId, leg: usize) -> bool {
+    k.members[k.mddevs[m].members].failing & (1 << leg) != 0
+}
+
+/// `raid1_error()`: the last In_sync leg is not failed (MD_BROKEN; dm-raid never sets
+/// MD_FAILLAST_DEV); any other leg becomes Faulty and Blocked until the superblock records it
+/// (MD_SB_CHANGE_PENDING).
+pub fn raid1_error(k: &mut K, m: MdId, leg: usize) {
+    enter!(k, "raid1_error");
+    let md = &k.mddevs[m];
+    let working = md.rdevs.iter().filter(|r| r.in_sync).count();
+    let name = md.name.clone();
+    if md.rdevs[leg].in_sync && working == 1 {
+        k.mddevs[m].broken = true;
+        k.trace(|| format!("{name}: leg {leg} is the last In_sync leg: MD_BROKEN"));
+        return;
+    }
+    let r = &mut k.mddevs[m].rdevs[leg];
+    r.blocked = true;
+    r.in_sync = false;
+    r.faulty = true;
+    k.set_bit(m, MD_RECOVERY_INTR);
+    k.mddevs[m].sb_flags |= (1 << MD_SB_CHANGE_DEVS) | (1 << MD_SB_CHANGE_PENDING);
+    k.trace(|| format!("md/raid1:{name}: Disk failure on leg {leg}, disabling device."));
+}
+
+/// `raid1_remove_disk()` for remove_spares: only a Faulty leg goes (one that is only not
+/// In_sync is -EBUSY).
+pub fn raid1_remove_disk(k: &mut K, m: MdId, leg: usize) -> bool {
+    let r = &mut k.mddevs[m].rdevs[leg];
+    if !r.faulty {
+        return false;
+    }
+    r.removed = true;
+    true
 }
 
 /// `raid1_sync_request()`: one unit of resync or recovery. With raise_barrier held the
@@ -67,17 +102,40 @@ pub fn raid1_sync_request(k: &mut K, m: MdId, j: Sector, max: Sector) -> Sector 
     let unit = (k.mddevs[m].geo.chunk as Sector).min(max - j);
     let recover = !k.test_bit(m, MD_RECOVERY_SYNC);
     let check = k.test_bit(m, MD_RECOVERY_CHECK);
-    let Some(src) = k.mddevs[m].rdevs.iter().position(|r| r.in_sync) else {
-        // No leg to read from: "if (read_targets == 0) ... conf->recovery_disabled".
-        return 0;
+    // The read: a leg that fails it is failed (end_sync_read -> md_error) and the next one
+    // tried; a write that fails fails its leg (end_sync_write), which interrupts the pass.
+    let src = loop {
+        let Some(src) = k.mddevs[m]
+            .rdevs
+            .iter()
+            .position(|r| r.in_sync && !r.faulty)
+        else {
+            // No leg to read from: "if (read_targets == 0) ... conf->recovery_disabled".
+            return 0;
+        };
+        if !failing(k, m, src) {
+            break src;
+        }
+        md::md_error(k, m, src);
+        if k.mddevs[m].broken {
+            return 0;
+        }
     };
     if check {
         // check: compare, never write (the model's legs agree where In_sync).
         return unit;
     }
     let targets: Vec<usize> = (0..k.mddevs[m].rdevs.len())
-        .filter(|&d| d != src && (!recover || !k.mddevs[m].rdevs[d].in_sync))
+        .filter(|&d| {
+            let r = k.mddevs[m].rdevs[d];
+            d != src && !r.faulty && !r.removed && (!recover || !r.in_sync)
+        })
         .collect();
+    let (targets, failed): (Vec<usize>, Vec<usize>) =
+        targets.into_iter().partition(|&d| !failing(k, m, d));
+    for d in failed {
+        md::md_error(k, m, d);
+    }
     let mem = k.mddevs[m].members;
     let off = k.mddevs[m].geo.data_offset as usize;
     for b in j..j + unit {
@@ -109,6 +167,22 @@ pub fn raid1_quiesce(k: &mut K, m: MdId) {
 pub fn raid1d(k: &mut K, m: MdId) {
     enter!(k, "raid1d");
     md::md_check_recovery(k, m);
+}
+
+/// raid1d's bio_end_io_list: a write that failed a leg completes only once the superblock
+/// records the failure (MD_SB_CHANGE_PENDING clear), which md_check_recovery writes.
+fn wait_fault_recorded(k: &mut K, m: MdId) {
+    if !k.mddevs[m].rdevs.iter().any(|r| r.blocked) {
+        return;
+    }
+    let d = k.mddevs[m].thread;
+    md::md_wakeup_thread(k, d);
+    let q = k.mddevs[m].sb_wait;
+    k.sleep(
+        q,
+        "raid1d: write waits for the failure to be recorded (MD_SB_CHANGE_PENDING)",
+        |w| w.mddevs[m].sb_flags & (1 << MD_SB_CHANGE_PENDING) == 0,
+    );
 }
 
 /// `bio_io_error()` for a reason the kernel has too (the oracle counts it as justified).
@@ -143,15 +217,43 @@ pub fn raid1_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
         let s = k.mddevs[m].geo.data_offset as usize + b as usize;
         if write {
             let tag = k.bios[bio].tag | b;
+            let mut written = 0;
             for d in 0..k.mddevs[m].rdevs.len() {
+                let r = k.mddevs[m].rdevs[d];
+                if r.faulty || r.removed {
+                    continue;
+                }
+                if failing(k, m, d) {
+                    // raid1_end_write_request: the leg is failed; the bio still succeeds
+                    // if another leg took the data.
+                    md::md_error(k, m, d);
+                    continue;
+                }
                 k.members[mem].disks[d][s] = tag;
                 k.members[mem].origin[d][s] = (k.cx.task, k.steps);
+                written += 1;
             }
-        } else {
-            let Some(d) = read_balance(k, m, b) else {
-                // "raid1: %s: unrecoverable I/O read error": no leg holds the block.
-                let why = format!("{}: no leg to read block {b} from", k.mddevs[m].name);
+            if written == 0 {
+                let why = format!("{}: no leg took block {b}", k.mddevs[m].name);
                 return bio_io_error(k, bio, why);
+            }
+            wait_fault_recorded(k, m);
+        } else {
+            let d = loop {
+                let Some(d) = read_balance(k, m, b) else {
+                    // "raid1: %s: unrecoverable I/O read error": no leg holds the block.
+                    let why = format!("{}: no leg to read block {b} from", k.mddevs[m].name);
+                    return bio_io_error(k, bio, why);
+                };
+                if !failing(k, m, d) {
+                    break d;
+                }
+                // handle_read_error: the leg is failed, the read retried on another one.
+                md::md_error(k, m, d);
+                if k.mddevs[m].broken && !k.mddevs[m].rdevs[d].faulty {
+                    let why = format!("{}: the last leg fails block {b}", k.mddevs[m].name);
+                    return bio_io_error(k, bio, why);
+                }
             };
             let (v, o) = (k.members[mem].disks[d][s], k.members[mem].origin[d][s]);
             k.bios[bio].data.push(v);

@@ -34,6 +34,7 @@ fn world(kernel: &str, resync: bool) -> Arc<Sys> {
         origin: vec![vec![(0, 0); 4]; 4],
         sb_taint: None,
         smallest_array: u64::MAX,
+        failing: 0,
     });
     w.add_task("main".into(), true);
     Arc::new(Sys {

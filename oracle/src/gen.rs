@@ -138,6 +138,16 @@ fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> 
             dev,
             writable: u.arbitrary()?,
         },
+        14 if a.layout == Layout::Raid1 => match u.int_in_range(0..=3)? {
+            // A leg's device fails (or comes back), lvm repairs or refreshes.
+            0 | 1 => Op::LegDevice {
+                dev,
+                leg: u.int_in_range(0..=*legs - 1)?,
+                works: u.ratio(1, 3)?,
+            },
+            2 => Op::Repair { dev },
+            _ => Op::Refresh { dev },
+        },
         _ => Op::Sleep,
     })
 }

@@ -97,6 +97,9 @@ pub fn op_array(op: &Op) -> Option<&str> {
         | Op::Stripesize { dev, .. }
         | Op::Retype { dev, .. }
         | Op::Mirrors { dev, .. }
+        | Op::Repair { dev }
+        | Op::Refresh { dev }
+        | Op::LegDevice { dev, .. }
         | Op::WaitForSync { dev }
         | Op::Permission { dev, .. }
         | Op::Read { dev, .. }
@@ -262,6 +265,30 @@ fn exec_op(k: &mut K, op: &Op) -> R {
         Op::Stripesize { dev: name, chunk } => lvconvert_keep_images(k, name, None, Some(*chunk)),
         Op::Retype { dev: name, layout } => lvconvert_keep_images(k, name, Some(*layout), None),
         Op::Mirrors { dev: name, mirrors } => lvconvert_mirrors(k, name, *mirrors),
+        Op::Repair { dev: name } => lvconvert_repair(k, name),
+        Op::Refresh { dev: name } => {
+            // lv_refresh: suspend + resume of the unchanged table (a secondary resume).
+            let d = dev(k, name);
+            errno(dm_suspend(k, d, false))?;
+            errno(do_resume(k, d))
+        }
+        Op::LegDevice {
+            dev: name,
+            leg,
+            works,
+        } => {
+            if meta(k, name).table.layout != Layout::Raid1 {
+                return Err("a failing leg is modelled for raid1 LVs only".into());
+            }
+            let d = dev(k, name);
+            let mem = k.dms[d].members;
+            if *works {
+                k.members[mem].failing &= !(1 << leg);
+            } else {
+                k.members[mem].failing |= 1 << leg;
+            }
+            Ok(())
+        }
         Op::WaitForSync { dev: name } => wait_for_sync(k, name),
         Op::Permission {
             dev: name,
@@ -722,6 +749,12 @@ fn in_sync(k: &mut K, name: &str) -> R {
             "Can't reshape out of sync LV ({health} {progress}/{total} {action})"
         ));
     }
+    if health.contains('D') {
+        // lv_raid_healthy(): no conversion of an LV with failed images (repair first).
+        return Err(format!(
+            "{name} has failed images ({health}): repair it first"
+        ));
+    }
     Ok(())
 }
 
@@ -960,6 +993,48 @@ fn lvconvert_takeover(k: &mut K, name: &str, mut mt: LvMeta, to: Layout) -> R {
         update_and_reload(k, name, &t, 0)?;
         mt.table = t;
     }
+    set_meta(k, name, mt);
+    Ok(())
+}
+
+/// `lvconvert --repair` (`lv_raid_replace` with the failed images): the images whose health
+/// char is `D` get new extents (blank data and superblock, a working device) and one reload
+/// carries `rebuild i` for them; as for `-m`, lvm clears the flags in its metadata only.
+fn lvconvert_repair(k: &mut K, name: &str) -> R {
+    let mut mt = meta(k, name);
+    if mt.table.layout != Layout::Raid1 {
+        return Err(format!(
+            "repair of {} is not modelled (degraded raid4/5/6 reads need parity)",
+            mt.table.layout.name()
+        ));
+    }
+    let d = dev(k, name);
+    let Some(m) = k.dms[d].live.filter(|_| !k.dms[d].removed) else {
+        return Err("LV is not active".into());
+    };
+    let (health, ..) = raid_status(k, m);
+    let failed: Vec<u32> = (0..mt.table.legs)
+        .filter(|&i| health.as_bytes().get(i as usize) == Some(&b'D'))
+        .collect();
+    if failed.is_empty() {
+        return Err(format!(
+            "{name} does not contain devices specified for replacement"
+        ));
+    }
+    if failed.len() as u32 == mt.table.legs {
+        return Err("Unable to replace all images of a raid1 LV".into());
+    }
+    let mem = k.dms[d].members;
+    for &i in &failed {
+        wipe_legs(k, d, i..i + 1);
+        k.members[mem].failing &= !(1 << i);
+    }
+    let t = Table {
+        rebuild: failed.iter().fold(0, |b, &i| b | 1 << i),
+        ..mt.table.clone()
+    };
+    update_and_reload(k, name, &t, 0)?;
+    mt.table = Table { rebuild: 0, ..t };
     set_meta(k, name, mt);
     Ok(())
 }

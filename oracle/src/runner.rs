@@ -349,6 +349,7 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
             origin,
             sb_taint: None,
             smallest_array: u64::MAX,
+            failing: 0,
         });
         let mem = k.members.len() - 1;
         u.shadows.insert(a.name.clone(), Shadow::new(size));

@@ -116,6 +116,22 @@ pub enum Op {
         dev: String,
         layout: Layout,
     },
+    /// `lvconvert --repair`: failed images replaced by new ones, rebuilt.
+    Repair {
+        dev: String,
+    },
+    /// `lvchange --refresh`: suspend and resume the LV (dm-raid then re-adds failed legs whose
+    /// devices read again).
+    Refresh {
+        dev: String,
+    },
+    /// lvm2's test library `aux disable_dev` (every IO to the leg's device fails from now on)
+    /// and `aux enable_dev` (it works again).
+    LegDevice {
+        dev: String,
+        leg: u32,
+        works: bool,
+    },
     /// `lvconvert -m N` on a raid1 LV: N + 1 images.
     Mirrors {
         dev: String,

@@ -357,6 +357,8 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
         "advance",
         "delay",
         "throttle",
+        "disable_dev",
+        "enable_dev",
     ])?;
     Ok(match cmd {
         "dmsetup" => match l.expect_word(&[
@@ -444,8 +446,30 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
                 Op::Message { dev, word }
             }
         },
-        "lvchange" => match l.expect_word(&["-ay", "-an", "-pr", "-prw"])? {
+        w @ ("disable_dev" | "enable_dev") => {
+            let dev = array_ref(l, s, ArrayKind::Dm)?;
+            let col = l.col();
+            let leg: u32 = l.number("a leg number")?;
+            if leg as usize >= md_model::md_h::MAX_MEMBERS {
+                return Err(l.err(
+                    col,
+                    format!(
+                        "expected a leg number below {}, found {leg}",
+                        md_model::md_h::MAX_MEMBERS
+                    ),
+                ));
+            }
+            Op::LegDevice {
+                dev,
+                leg,
+                works: w == "enable_dev",
+            }
+        }
+        "lvchange" => match l.expect_word(&["-ay", "-an", "-pr", "-prw", "--refresh"])? {
             "-ay" => Op::Activate {
+                dev: array_ref(l, s, ArrayKind::Dm)?,
+            },
+            "--refresh" => Op::Refresh {
                 dev: array_ref(l, s, ArrayKind::Dm)?,
             },
             p @ ("-pr" | "-prw") => Op::Permission {
@@ -456,62 +480,67 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
                 dev: array_ref(l, s, ArrayKind::Dm)?,
             },
         },
-        "lvconvert" => match l.expect_word(&["--stripes", "--stripesize", "--type", "-m"])? {
-            "-m" => {
-                let col = l.col();
-                let mirrors: u32 = l.number("a mirror count")?;
-                if !(1..=11).contains(&mirrors) {
-                    return Err(l.err(
-                        col,
-                        format!("expected a mirror count between 1 and 11, found {mirrors}"),
-                    ));
-                }
-                Op::Mirrors {
+        "lvconvert" => {
+            match l.expect_word(&["--stripes", "--stripesize", "--type", "-m", "--repair"])? {
+                "--repair" => Op::Repair {
                     dev: array_ref(l, s, ArrayKind::Dm)?,
-                    mirrors,
+                },
+                "-m" => {
+                    let col = l.col();
+                    let mirrors: u32 = l.number("a mirror count")?;
+                    if !(1..=11).contains(&mirrors) {
+                        return Err(l.err(
+                            col,
+                            format!("expected a mirror count between 1 and 11, found {mirrors}"),
+                        ));
+                    }
+                    Op::Mirrors {
+                        dev: array_ref(l, s, ArrayKind::Dm)?,
+                        mirrors,
+                    }
+                }
+                "--stripes" => {
+                    let col = l.col();
+                    let stripes: u32 = l.number("a stripe count")?;
+                    if !(1..=15).contains(&stripes) {
+                        return Err(l.err(
+                            col,
+                            format!("expected a stripe count between 1 and 15, found {stripes}"),
+                        ));
+                    }
+                    let force = l.peek() == Some("--force");
+                    if force {
+                        l.pos += 1;
+                    }
+                    Op::Stripes {
+                        dev: array_ref(l, s, ArrayKind::Dm)?,
+                        stripes,
+                        force,
+                    }
+                }
+                "--stripesize" => {
+                    let col = l.col();
+                    let chunk: u32 = l.number("a stripe size in blocks")?;
+                    if !(1..=8).contains(&chunk) {
+                        return Err(l.err(
+                            col,
+                            format!("expected a stripe size between 1 and 8 blocks, found {chunk}"),
+                        ));
+                    }
+                    Op::Stripesize {
+                        dev: array_ref(l, s, ArrayKind::Dm)?,
+                        chunk,
+                    }
+                }
+                _ => {
+                    let layout = layout(l)?;
+                    Op::Retype {
+                        dev: array_ref(l, s, ArrayKind::Dm)?,
+                        layout,
+                    }
                 }
             }
-            "--stripes" => {
-                let col = l.col();
-                let stripes: u32 = l.number("a stripe count")?;
-                if !(1..=15).contains(&stripes) {
-                    return Err(l.err(
-                        col,
-                        format!("expected a stripe count between 1 and 15, found {stripes}"),
-                    ));
-                }
-                let force = l.peek() == Some("--force");
-                if force {
-                    l.pos += 1;
-                }
-                Op::Stripes {
-                    dev: array_ref(l, s, ArrayKind::Dm)?,
-                    stripes,
-                    force,
-                }
-            }
-            "--stripesize" => {
-                let col = l.col();
-                let chunk: u32 = l.number("a stripe size in blocks")?;
-                if !(1..=8).contains(&chunk) {
-                    return Err(l.err(
-                        col,
-                        format!("expected a stripe size between 1 and 8 blocks, found {chunk}"),
-                    ));
-                }
-                Op::Stripesize {
-                    dev: array_ref(l, s, ArrayKind::Dm)?,
-                    chunk,
-                }
-            }
-            _ => {
-                let layout = layout(l)?;
-                Op::Retype {
-                    dev: array_ref(l, s, ArrayKind::Dm)?,
-                    layout,
-                }
-            }
-        },
+        }
         "wait_for_sync" => Op::WaitForSync {
             dev: array_ref(l, s, ArrayKind::Dm)?,
         },
@@ -680,6 +709,13 @@ impl fmt::Display for Op {
             Op::Stripesize { dev, chunk } => write!(f, "lvconvert --stripesize {chunk} {dev}"),
             Op::Retype { dev, layout } => write!(f, "lvconvert --type {} {dev}", layout.name()),
             Op::Mirrors { dev, mirrors } => write!(f, "lvconvert -m {mirrors} {dev}"),
+            Op::Repair { dev } => write!(f, "lvconvert --repair {dev}"),
+            Op::Refresh { dev } => write!(f, "lvchange --refresh {dev}"),
+            Op::LegDevice { dev, leg, works } => write!(
+                f,
+                "{} {dev} {leg}",
+                if *works { "enable_dev" } else { "disable_dev" }
+            ),
             Op::WaitForSync { dev } => write!(f, "wait_for_sync {dev}"),
             Op::SyncAction { md, word } => write!(f, "sysfs {md} sync_action {word}"),
             Op::ArrayState { md, word } => write!(f, "sysfs {md} array_state {word}"),
