@@ -25,10 +25,12 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     } else {
         (s, 1.0)
     };
+    // At most a week: a budget beyond that is a typo (and 1e400 is no duration at all).
     num.parse::<f64>()
         .ok()
         .filter(|v| *v >= 0.0)
-        .map(|v| Duration::from_secs_f64(v * mul))
+        .and_then(|v| Duration::try_from_secs_f64(v * mul).ok())
+        .filter(|d| *d <= Duration::from_secs(7 * 24 * 3600))
 }
 
 #[derive(Default)]
@@ -97,10 +99,19 @@ pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
     let hunted = parse_kernel(&c.kernel)?;
     let budget = parse_duration(&c.time).ok_or_else(|| {
         bad(anyhow!(
-            "--time: expected a duration like 30s or 2m, found `{}`",
-            c.time
+            "--time: expected a duration like 30s or 2m (at most 7 days), found `{}`",
+            md_oracle::text::cut(&c.time)
         ))
     })?;
+    if !(1..=256).contains(&c.max_ops) {
+        return Err(bad(anyhow!(
+            "--max-ops: expected 1 to 256 ops per scenario, found {}",
+            c.max_ops
+        )));
+    }
+    if !(1..=256).contains(&c.jobs) {
+        return Err(bad(anyhow!("--jobs: expected 1 to 256, found {}", c.jobs)));
+    }
     let keep = c
         .keep
         .as_deref()

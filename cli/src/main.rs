@@ -208,6 +208,12 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, BadInput> {
                 .filter(|p| p.extension().is_some_and(|e| e == "scn"))
                 .collect();
             v.sort();
+            if v.is_empty() {
+                return Err(bad(anyhow!(
+                    "{}: no .scn files in this folder",
+                    p.display()
+                )));
+            }
             out.extend(v);
         } else if p.exists() {
             out.push(p.clone());

@@ -48,6 +48,83 @@ fn malformed_scenarios_unknown_kernels_and_patches_exit_2_with_one_line() {
     assert!(err.contains("no such file"), "{err}");
 }
 
+/// Issue 13's bad inputs: each is exit 2 and one short line, none a panic or a silent pass.
+#[test]
+fn bad_inputs_exit_2_with_one_short_line() {
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["replay".into(), tmp("empty.scn", "")],
+            "expected at least one `array` line",
+        ),
+        (
+            vec!["replay".into(), {
+                let d = std::env::temp_dir().join(format!("mdfuzz-cli-{}-dir", std::process::id()));
+                std::fs::create_dir_all(&d).unwrap();
+                d.display().to_string()
+            }],
+            "no .scn files in this folder",
+        ),
+        (
+            vec![
+                "replay".into(),
+                tmp(
+                    "long.scn",
+                    &format!(
+                        "array lv dm raid5_ls disks=4 chunk=2 dev=16 {}\n",
+                        "x".repeat(1_000_000)
+                    ),
+                ),
+            ],
+            "expected end of line, found `xxx",
+        ),
+        (
+            vec![
+                "replay".into(),
+                tmp(
+                    "token.scn",
+                    "array lv dm raid5_ls disks=4 chunk=2 dev=16\nexpect v6.9 hang H9\n",
+                ),
+            ],
+            "unknown token `H9` for `hang`",
+        ),
+        (
+            vec!["fuzz".into(), "--time".into(), "1e400s".into()],
+            "--time: expected a duration",
+        ),
+        (
+            vec![
+                "fuzz".into(),
+                "--max-ops".into(),
+                "18446744073709551615".into(),
+            ],
+            "--max-ops: expected 1 to 256",
+        ),
+        (
+            vec![
+                "search".into(),
+                "-k".into(),
+                "v6.7".into(),
+                "--want".into(),
+                "hang H9".into(),
+                tmp(
+                    "search.scn",
+                    "array lv dm raid5_ls disks=4 chunk=2 dev=16\nlvm: lvchange -ay lv\n",
+                ),
+            ],
+            "unknown token `H9` for `hang`",
+        ),
+    ];
+    for (args, want) in cases {
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let (code, _, err) = mdfuzz(&a);
+        let shown = &err[..err.len().min(300)];
+        assert_eq!(code, 2, "{:?}: {shown}", &a[..1]);
+        assert_eq!(err.lines().count(), 1, "{shown}");
+        assert!(err.len() < 400, "an error line of {} bytes", err.len());
+        assert!(err.contains(want), "{shown}");
+    }
+}
+
 #[test]
 fn replay_exits_1_on_a_mismatch_and_prints_json_lines() {
     let f = tmp("h1.scn", "array lv dm raid5_ls disks=4 chunk=2 dev=32 resync\nlvm: lvchange -ay lv\nlvm: lvchange -an lv\nexpect v6.7 pass\n");

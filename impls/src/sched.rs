@@ -99,6 +99,14 @@ pub struct Bio {
     pub served_by: Option<MdId>,
 }
 
+/// The lifecycle invariants the model checks (a broken one is the token of its verdict).
+pub const INVARIANTS: &[&str] = &[
+    "reap-without-reconfig-mutex",
+    "sync-thread-after-postsuspend",
+    "sync-thread-at-stop",
+    "two-reshapers",
+];
+
 /// A broken lifecycle rule (architecture.md §4 `InvariantViolation`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
@@ -340,6 +348,10 @@ impl World {
     }
 
     pub fn violation(&mut self, rule: &'static str, detail: String) {
+        debug_assert!(
+            INVARIANTS.contains(&rule),
+            "invariant `{rule}` not in INVARIANTS"
+        );
         if let Some(t) = self.trace.as_mut() {
             t.push(format!("!! invariant {rule}: {detail}"));
         }

@@ -313,15 +313,14 @@ fn exec_op(k: &mut K, op: &Op) -> R {
         }
         Op::Read { dev: name, range } => io(k, name, false, *range),
         Op::Write { dev: name, range } => io(k, name, true, *range),
-        Op::Fsck { dev: name } => io(
-            k,
-            name,
-            false,
-            Range::Abs {
-                start: 0,
-                len: u64::MAX,
-            },
-        ),
+        Op::Fsck { dev: name } => {
+            // `fsck -fn` reads the device to its end as it is when the read starts.
+            let Some(m) = serving(k, name) else {
+                return Err("no live table".into());
+            };
+            let len = k.mddevs[m].array_sectors;
+            io(k, name, false, Range::Abs { start: 0, len })
+        }
         Op::Sleep => {
             let q = k.timer_wq;
             k.sleep_once(q, "sleep: waiting for the timer");
@@ -432,7 +431,9 @@ fn serving(k: &mut K, name: &str) -> Option<usize> {
     }
 }
 
-fn resolve(k: &mut K, name: &str, range: Range) -> Option<(u64, u64)> {
+/// (start, len) of `range` on the array as it is now, cut at its end (relative ranges), and
+/// whether an absolute range reaches beyond that end.
+fn resolve(k: &mut K, name: &str, range: Range) -> Option<(u64, u64, bool)> {
     let m = serving(k, name)?;
     let size = k.mddevs[m].array_sectors;
     // A stripe removal loses what lay beyond the smaller size, even when the array has
@@ -465,15 +466,26 @@ fn resolve(k: &mut K, name: &str, range: Range) -> Option<(u64, u64)> {
         Range::Behind(n) if back => (p, n),
         Range::Behind(n) => (p.saturating_sub(n), n),
     };
+    let beyond = matches!(range, Range::Abs { .. }) && start.saturating_add(len) > size;
     let start = start.min(size);
-    Some((start, len.min(size - start)))
+    Some((start, len.min(size - start), beyond))
 }
 
 /// A bio through the device (dm) or the md gendisk, checked against the shadow copy.
 fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
-    let Some((start, len)) = resolve(k, name, range) else {
+    let Some((start, len, beyond)) = resolve(k, name, range) else {
         return Err("no live table".into());
     };
+    if beyond {
+        // submit_bio_noacct -> bio_check_eod: "attempt to access beyond end of device", the
+        // bio fails with EIO before the target sees it.
+        let what = format!(
+            "{} {name} {range:?}: EIO (beyond the end of the device)",
+            if write { "write" } else { "read" }
+        );
+        user(k).io_errors.push((what, true));
+        return Err("EIO".into());
+    }
     if len == 0 {
         return Ok(());
     }

@@ -277,6 +277,21 @@ impl Expect {
         if let Some(extra) = words.next() {
             return Err(format!("unexpected `{extra}` after the verdict token"));
         }
+        if let Some(t) = &token {
+            let known = crate::verdict::tokens(verdict);
+            if !known.contains(&t.as_str()) {
+                return Err(format!(
+                    "unknown token `{}` for `{}` (expected one of: {})",
+                    crate::text::cut(t),
+                    verdict.name(),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
+            }
+        }
         Ok(Expect {
             kernel: kernel.to_string(),
             verdict,

@@ -25,6 +25,15 @@ use crate::scenario::*;
 use md_model::md_h::Layout;
 use std::fmt::{self, Write as _};
 
+/// `s` cut to 160 characters (a 10 MB token is not echoed whole in an error).
+pub fn cut(s: &str) -> String {
+    const MAX: usize = 160;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}... ({} bytes)", &s[..i], s.len()),
+        None => s.to_string(),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{line}:{col}: {msg}")]
 pub struct ParseError {
@@ -75,7 +84,7 @@ impl<'a> Line<'a> {
         ParseError {
             line: self.no,
             col,
-            msg: msg.into(),
+            msg: cut(&msg.into()),
         }
     }
     fn col(&self) -> usize {
@@ -196,8 +205,24 @@ pub fn parse(text: &str) -> Result<Scenario, ParseError> {
                 let verdict = VerdictKind::ALL.into_iter().find(|k| k.name() == v).ok_or_else(|| {
                     l.err(col, format!("expected a verdict (pass, hang, corruption, unexpected-io-error, invariant-violation), found `{v}`"))
                 })?;
+                let col = l.col();
                 let token = l.peek().map(|t| t.to_string());
-                if token.is_some() {
+                if let Some(t) = &token {
+                    let known = crate::verdict::tokens(verdict);
+                    if !known.contains(&t.as_str()) {
+                        return Err(l.err(
+                            col,
+                            format!(
+                                "unknown token `{t}` for `{}` (expected one of: {})",
+                                verdict.name(),
+                                if known.is_empty() {
+                                    "none".into()
+                                } else {
+                                    known.join(", ")
+                                }
+                            ),
+                        ));
+                    }
                     l.pos += 1;
                 }
                 l.done()?;
@@ -223,6 +248,13 @@ pub fn parse(text: &str) -> Result<Scenario, ParseError> {
                 s.ops.push((actor.to_string(), op));
             }
         }
+    }
+    if s.arrays.is_empty() {
+        return Err(ParseError {
+            line: text.lines().count().max(1),
+            col: 1,
+            msg: "expected at least one `array` line (an empty scenario tests nothing)".into(),
+        });
     }
     Ok(s)
 }

@@ -44,6 +44,34 @@ impl Outcome {
 }
 
 /// Which §2.13 mechanism a hang's end state matches.
+/// Every token a verdict of `kind` can carry (what `expect`, `--want` and `--keep` accept).
+pub fn tokens(kind: VerdictKind) -> Vec<&'static str> {
+    let invariants = md_model::sched::INVARIANTS.iter().copied();
+    match kind {
+        VerdictKind::Pass => vec!["eio", "requeued"],
+        VerdictKind::Hang => vec![
+            "H1",
+            "H2",
+            "H3",
+            "H4",
+            "H5",
+            "other",
+            "livelock",
+            "orphaned-reshape",
+        ],
+        VerdictKind::Corruption => [
+            "stale-ctr-position",
+            "intr-after-end-reshape",
+            "sb-before-finish-reshape",
+        ]
+        .into_iter()
+        .chain(invariants)
+        .collect(),
+        VerdictKind::UnexpectedIoError => vec![],
+        VerdictKind::InvariantViolation => invariants.collect(),
+    }
+}
+
 pub fn classify_hang(w: &World) -> &'static str {
     let sleeping = |what: &str| {
         w.tasks
