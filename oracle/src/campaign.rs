@@ -10,7 +10,7 @@
 //!   finding for the repro corpus.
 
 use crate::runner::{run, RunOptions};
-use crate::scenario::{Expect, Scenario, VerdictKind};
+use crate::scenario::{Expect, Op, Scenario, VerdictKind};
 use crate::verdict::Outcome;
 use md_model::Kernel;
 
@@ -167,6 +167,32 @@ pub fn allowed_change(pre: &Outcome, post: &Outcome) -> bool {
     pre.verdict == post.verdict && pre.verdict != VerdictKind::Corruption
 }
 
+/// Removes op `i` and keeps every `after N` pointing at the op it named: later indices
+/// shift down, and an `after` whose op is gone goes too (it would wait for another op, or
+/// for itself).
+pub fn remove_op(s: &mut Scenario, i: usize) {
+    let mut gone = vec![i];
+    while let Some(i) = gone.pop() {
+        s.ops.remove(i);
+        for g in gone.iter_mut() {
+            if *g > i {
+                *g -= 1;
+            }
+        }
+        for (j, (_, op)) in s.ops.iter_mut().enumerate() {
+            if let Op::After(n) | Op::AfterOrDeadline(n) = op {
+                if *n == i {
+                    if !gone.contains(&j) {
+                        gone.push(j);
+                    }
+                } else if *n > i {
+                    *n -= 1;
+                }
+            }
+        }
+    }
+}
+
 /// Shrinks `s` while `keep` holds: drop ops (keeping the story complete, see
 /// [`crate::gen::complete`]), shorten and zero the schedule.
 pub fn minimize(s: &Scenario, keep: &dyn Fn(&Scenario) -> bool) -> Scenario {
@@ -178,7 +204,7 @@ pub fn minimize(s: &Scenario, keep: &dyn Fn(&Scenario) -> bool) -> Scenario {
         while i > 0 {
             i -= 1;
             let mut c = best.clone();
-            c.ops.remove(i);
+            remove_op(&mut c, i);
             crate::gen::complete(&mut c);
             if c.ops.len() < best.ops.len() && keep(&c) {
                 best = c;

@@ -228,3 +228,36 @@ fn window_and_timing_ops_round_trip() {
         .unwrap_err();
     assert!(e.to_string().contains("between 1 and 256"), "{e}");
 }
+
+/// Dropping any op keeps every `after N` on the op it named (later ones shift down; one whose
+/// op is gone goes too): no index past the end, no wait on itself or a later op, and the text
+/// still parses. (`mdfuzz minimize` used to panic here.)
+#[test]
+fn removing_an_op_renumbers_the_afters_that_follow_it() {
+    use md_oracle::campaign::remove_op;
+    use md_oracle::scenario::Op;
+    let text = "array lv dm raid5_ls disks=4 chunk=2 dev=16\n\
+                lvm: lvchange -ay lv\n\
+                lvm: lvconvert --stripes 4 lv\n\
+                io: after 2\n\
+                io: write lv across 4\n\
+                io2: after 4 deadline\n\
+                io2: read lv across 4\n\
+                lvm: fsck lv\n";
+    let s = text::parse(text).unwrap();
+    for i in 0..s.ops.len() {
+        let mut c = s.clone();
+        remove_op(&mut c, i);
+        for (j, (_, op)) in c.ops.iter().enumerate() {
+            if let Op::After(n) | Op::AfterOrDeadline(n) = op {
+                assert!(*n < j, "drop {i}: op {j} waits for op {n}\n{c}");
+            }
+        }
+        text::parse(&c.to_string()).unwrap_or_else(|e| panic!("drop {i}: {e}\n{c}"));
+    }
+    // Dropping the lvconvert (op 2) takes `after 2` with it; `after 4` now names the write.
+    let mut c = s.clone();
+    remove_op(&mut c, 1);
+    assert_eq!(c.ops.len(), 5, "{c}");
+    assert_eq!(c.ops[2].1, Op::AfterOrDeadline(1), "{c}");
+}
