@@ -43,6 +43,18 @@ pub struct MappedDevice {
     pub read_only: bool,
     /// The same for the inactive table, applied when it is swapped in.
     pub inactive_read_only: bool,
+    /// Readers of a table under `dm_get_live_table()` (the SRCU read side): a message in
+    /// progress. `dm_sync_table()` waits for them before a table is destroyed.
+    pub table_readers: u32,
+}
+
+/// `dm_sync_table()` (synchronize_srcu on md->io_barrier): wait until no reader holds a table
+/// it got from dm_get_live_table.
+fn dm_sync_table(k: &mut K, d: DevId) {
+    let q = k.dms[d].wait;
+    k.sleep(q, "dm_sync_table: waiting for table readers", |w| {
+        w.dms[d].table_readers == 0
+    });
 }
 
 /// `dm_create()` (`dmsetup create` without a table, or lvm's CREATE).
@@ -65,6 +77,7 @@ pub fn dm_create(k: &mut K, name: &str, members: usize) -> DevId {
         deleting: false,
         read_only: false,
         inactive_read_only: false,
+        table_readers: 0,
     });
     k.dms.len() - 1
 }
@@ -197,6 +210,8 @@ pub fn do_resume(k: &mut K, d: DevId) -> Result<(), Errno> {
     k.trace(|| format!("dm {name} resumed"));
     suspend_unlock(k, d);
     if let Some(o) = old {
+        // __bind() synced the table readers before the old table goes.
+        dm_sync_table(k, d);
         dm_raid::raid_dtr(k, o);
     }
     Ok(())
@@ -231,6 +246,7 @@ pub fn dm_remove(k: &mut K, d: DevId) -> Result<(), Errno> {
     k.dms[d].deleting = false;
     k.dms[d].block_io = true;
     suspend_unlock(k, d);
+    dm_sync_table(k, d);
     if let Some(m) = k.dms[d].live.take() {
         dm_raid::raid_dtr(k, m);
     }
@@ -245,7 +261,14 @@ pub fn target_message(k: &mut K, d: DevId, word: &str) -> Result<(), Errno> {
     let Some(m) = k.dms[d].live.filter(|_| !k.dms[d].removed) else {
         return Err(EINVAL);
     };
-    dm_raid::raid_message(k, m, word)
+    // dm_get_live_table() ... dm_put_live_table(): the table (and its raid_set) cannot be
+    // destroyed while the message runs.
+    k.dms[d].table_readers += 1;
+    let r = dm_raid::raid_message(k, m, word);
+    k.dms[d].table_readers -= 1;
+    let q = k.dms[d].wait;
+    k.wake_up(q);
+    r
 }
 
 /// `dm_submit_bio()` for a bio the caller waits on (`submit_bio_wait`): as

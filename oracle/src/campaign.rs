@@ -39,6 +39,7 @@ pub const KNOWN_FINDINGS: &[&str] = &[
     "intr-after-end-reshape",
     "sb-before-finish-reshape",
     "orphaned-reshape",
+    "sync-mutex-abba",
 ];
 
 pub fn is_known(o: &Outcome) -> bool {

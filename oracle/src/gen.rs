@@ -16,6 +16,10 @@ use md_model::md_h::Layout;
 pub struct Limits {
     pub max_ops: usize,
     pub max_schedule: usize,
+    /// Give dm LVs a second administrator (`mon`: `dmsetup message` / `status` outside lvm's
+    /// lock) one time in three. Off by default: what it finds on v6.9 is not triaged yet
+    /// (triage/README.md).
+    pub multi_admin: bool,
 }
 
 impl Default for Limits {
@@ -23,6 +27,7 @@ impl Default for Limits {
         Limits {
             max_ops: 24,
             max_schedule: 64,
+            multi_admin: false,
         }
     }
 }
@@ -152,6 +157,23 @@ fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> 
     })
 }
 
+/// A second administrator on a dm LV, outside lvm's VG lock: `dmsetup message` (what
+/// `lvchange --syncaction` sends, or a script) and `dmsetup status` (dmeventd, a monitor).
+/// Not a raw `dmsetup suspend` / `resume`: one landing inside an lvm command swaps in a
+/// table lvm had loaded but not prepared (its rimages not yet relocated), a user error lvm
+/// documents, not a kernel path.
+fn monitor_op(u: &mut Unstructured, a: &ArraySpec) -> Result<Op> {
+    let dev = a.name.clone();
+    Ok(if u.ratio(1, 2)? {
+        Op::Message {
+            dev,
+            word: u.choose(&MESSAGES)?.to_string(),
+        }
+    } else {
+        Op::Status { dev }
+    })
+}
+
 fn md_admin_op(u: &mut Unstructured, a: &ArraySpec) -> Result<Op> {
     let md = a.name.clone();
     Ok(match u.int_in_range(0..=6)? {
@@ -268,9 +290,17 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
     }
     let n = u.int_in_range(1..=lim.max_ops.max(1))?;
     let mut legs = a.disks;
+    // A dm LV sometimes has a second administrator (`mon`) besides lvm.
+    let actors: &[&str] = if lim.multi_admin && kind == ArrayKind::Dm && u.ratio(1, 3)? {
+        &[admin, admin, "io0", "io1", "mon"]
+    } else {
+        &[admin, admin, "io0", "io1"]
+    };
     for _ in 0..n {
-        let actor = *u.choose(&[admin, admin, "io0", "io1"])?;
-        let op = if actor == admin {
+        let actor = *u.choose(actors)?;
+        let op = if actor == "mon" {
+            monitor_op(u, &a)?
+        } else if actor == admin {
             if kind == ArrayKind::Dm {
                 dm_lvm_op(u, &a, &mut legs)?
             } else {
@@ -305,23 +335,24 @@ pub fn complete(s: &mut Scenario) {
     for a in s.arrays.clone() {
         match a.kind {
             ArrayKind::Dm => {
-                let mut last_admin: Option<String> = None;
-                let mut suspended = false;
+                // Every actor resumes what it suspended, after its own last suspend: with two
+                // administrators the ops interleave in any order, so another actor's resume
+                // earlier in the file may run first (a resume of a running device is a
+                // no-op). A remove or deactivation does not end a suspension: it can fail
+                // (EBUSY while open) and leave the device suspended.
+                let mut open: Vec<String> = Vec::new();
                 for (who, op) in &s.ops {
                     match op {
-                        Op::Suspend { dev, .. } if *dev == a.name => {
-                            suspended = true;
-                            last_admin = Some(who.clone());
+                        Op::Suspend { dev, .. } if *dev == a.name && !open.contains(who) => {
+                            open.push(who.clone());
                         }
-                        // A remove or deactivation can fail (EBUSY while open) and leave the
-                        // device suspended, so only a resume or an activation ends it.
                         Op::Resume { dev } | Op::Activate { dev } if *dev == a.name => {
-                            suspended = false
+                            open.retain(|o| o != who)
                         }
                         _ => {}
                     }
                 }
-                if let (true, Some(who)) = (suspended, last_admin) {
+                for who in open {
                     s.ops.push((
                         who,
                         Op::Resume {

@@ -1037,6 +1037,7 @@ fn lvconvert_repair(k: &mut K, name: &str) -> R {
         return Err("Unable to replace all images of a raid1 LV".into());
     }
     let mem = k.dms[d].members;
+    let was_failing = k.members[mem].failing;
     for &i in &failed {
         wipe_legs(k, d, i..i + 1);
         k.members[mem].failing &= !(1 << i);
@@ -1045,7 +1046,12 @@ fn lvconvert_repair(k: &mut K, name: &str) -> R {
         rebuild: failed.iter().fold(0, |b, &i| b | 1 << i),
         ..mt.table.clone()
     };
-    update_and_reload(k, name, &t, 0)?;
+    if let Err(e) = update_and_reload(k, name, &t, 0) {
+        // lvm reverts its metadata: the images are the old, failed devices again (what the
+        // model wiped stands for the new extents, which no table maps now).
+        k.members[mem].failing = was_failing;
+        return Err(e);
+    }
     mt.table = Table { rebuild: 0, ..t };
     set_meta(k, name, mt);
     Ok(())

@@ -58,6 +58,7 @@ pub fn tokens(kind: VerdictKind) -> Vec<&'static str> {
             "other",
             "livelock",
             "orphaned-reshape",
+            "sync-mutex-abba",
         ],
         VerdictKind::Corruption => [
             "stale-ctr-position",
@@ -73,6 +74,18 @@ pub fn tokens(kind: VerdictKind) -> Vec<&'static str> {
 }
 
 pub fn classify_hang(w: &World) -> &'static str {
+    // The posted v2's stop helpers take sync_mutex under reconfig_mutex (kernel-lifecycle.md
+    // §3.2 p5; the merged ones do not): the sync_mutex holder is inside stop_sync_thread (its
+    // reconfig_mutex dropped: waiting for RUNNING to clear, which md_start_sync can do only
+    // with reconfig_mutex, or waiting to take reconfig_mutex back), which a second stopper
+    // holds while it waits for sync_mutex.
+    let asleep = |t: Option<usize>| t.and_then(|t| w.tasks[t].sleep.as_ref());
+    if w.mddevs.iter().any(|md| {
+        asleep(md.sync_mutex).is_some_and(|s| s.stack.contains(&"stop_sync_thread"))
+            && asleep(md.reconfig_mutex).is_some_and(|s| s.what.contains("waiting for sync_mutex"))
+    }) {
+        return "sync-mutex-abba";
+    }
     let sleeping = |what: &str| {
         w.tasks
             .iter()
