@@ -70,7 +70,8 @@ pub struct Campaign {
     /// v6.7+v2 and v6.9 (e.g. v7.3, v6.9+f1).
     #[arg(short, long, default_value = "v6.7")]
     pub kernel: String,
-    /// How long (e.g. 30s, 2m).
+    /// How long (e.g. 30s, 2m), the minimization of what is found included: once something
+    /// failed, the search stops at three quarters of it.
     #[arg(long, default_value = "60s")]
     pub time: String,
     #[arg(long, default_value_t = 1)]
@@ -138,7 +139,18 @@ pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
                 let mut rng = Rng((seed.wrapping_add(j as u64 * 0x9e37_79b9))
                     .wrapping_mul(0x2545_f491_4f6c_dd1d)
                     | 1);
-                while start.elapsed() < budget && stats.lock().unwrap().execs < limit {
+                // Once something failed, the last quarter of --time is left for minimizing.
+                let search_ends = |st: &Stats| {
+                    if st.failures.is_empty() {
+                        budget
+                    } else {
+                        budget * 3 / 4
+                    }
+                };
+                while {
+                    let st = stats.lock().unwrap();
+                    start.elapsed() < search_ends(&st) && st.execs < limit
+                } {
                     let s = from_bytes(&rng.bytes(), lim);
                     let (outs, fail) = check(target, &hunted, &s);
                     let mut st = stats.lock().unwrap();
@@ -211,8 +223,10 @@ pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
         return Ok(true);
     }
     std::fs::create_dir_all(out).map_err(|e| bad(anyhow!("{}: {e}", out.display())))?;
+    // Minimizing what was found stays within --time too (what is left of it).
+    let deadline = start + budget;
     for (sig, (s, f)) in st.failures.iter() {
-        let saved = save_finding(out, target, &hunted, s, f).map_err(bad)?;
+        let saved = save_finding(out, target, &hunted, s, f, deadline).map_err(bad)?;
         println!("new failure [{sig}]: {} -> {}", f.why, saved);
     }
     Ok(false)
@@ -226,6 +240,7 @@ fn save_finding(
     hunted: &Kernel,
     s: &Scenario,
     f: &Failure,
+    deadline: Instant,
 ) -> anyhow::Result<String> {
     let k = Kernel::parse(&f.kernel).map_err(|e| anyhow!(e.0))?;
     let want = Expect {
@@ -233,7 +248,14 @@ fn save_finding(
         verdict: f.outcome.verdict,
         token: Some(f.outcome.token.clone()),
     };
-    let keep = |c: &Scenario| run(c, &k, &RunOptions::default()).is_ok_and(|o| o.matches(&want));
+    let cut = std::cell::Cell::new(false);
+    let keep = |c: &Scenario| {
+        if Instant::now() >= deadline {
+            cut.set(true);
+            return false;
+        }
+        run(c, &k, &RunOptions::default()).is_ok_and(|o| o.matches(&want))
+    };
     let mut m = minimize(s, &keep);
     m.comments = vec![
         format!(
@@ -242,7 +264,13 @@ fn save_finding(
             f.why
         )
         .to_lowercase(),
-        "Minimized; the expect lines are what each kernel did when it was saved.".into(),
+        if cut.get() {
+            "Minimized until the --time budget ran out (`mdfuzz minimize` shrinks it further); \
+             the expect lines are what each kernel did when it was saved."
+                .into()
+        } else {
+            "Minimized; the expect lines are what each kernel did when it was saved.".into()
+        },
     ];
     let mut names: Vec<String> = kernels_for(Target::Differential, hunted)
         .iter()
