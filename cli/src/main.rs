@@ -93,7 +93,8 @@ enum Cmd {
         tries: u32,
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Length of the random schedule prefix.
+        /// Length of the random schedule prefix at first (doubled every quarter of the tries, up
+        /// to 8x).
         #[arg(long, default_value_t = 64)]
         len: usize,
     },
@@ -364,8 +365,11 @@ fn search(
     let k = parse_kernel(kernel)?;
     let want = Expect::parse_verdict(kernel, want).map_err(|e| bad(anyhow!("--want: {e}")))?;
     let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    // Short prefixes may never reach a late race: each quarter of the tries doubles the
+    // prefix (64 -> 128 -> 256 -> 512 by default), up to 4,096 decisions.
+    let len_at = |i: u32| (len << (i as u64 * 4 / tries.max(1) as u64).min(3)).min(4096);
     for i in 0..tries {
-        let sched: Vec<u8> = (0..len)
+        let sched: Vec<u8> = (0..len_at(i))
             .map(|_| {
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
@@ -384,7 +388,11 @@ fn search(
             Err(e) => return Err(bad(anyhow!("model error: {e}"))),
         }
     }
-    eprintln!("not found in {tries} tries");
+    eprintln!(
+        "not found in {tries} tries (schedule prefixes of {} to {} decisions)",
+        len_at(0),
+        len_at(tries.saturating_sub(1))
+    );
     Ok(false)
 }
 
