@@ -414,6 +414,18 @@ fn remove_and_add_spares(k: &mut K, m: MdId) -> u32 {
     k.mddevs[m].rdevs.iter().filter(|r| r.is_spare()).count() as u32
 }
 
+/// `bio_io_error()` for a reason the kernel has too (the oracle counts it as justified);
+/// returns the personality make_request's "handled".
+pub fn bio_io_error(k: &mut K, bio: usize, why: String) -> bool {
+    k.io_refusals.push(crate::sched::IoRefusal {
+        bio,
+        justified: true,
+        why,
+    });
+    k.bios[bio].status = Some(Err(EIO));
+    true
+}
+
 /// `md_error()`: the personality's error handler fails the leg; recovery is interrupted and
 /// (unless the array is broken) re-evaluated; dm-raid gets a table event.
 pub fn md_error(k: &mut K, m: MdId, leg: usize) {

@@ -11,7 +11,7 @@ use crate::enter;
 use crate::md::{self, Errno, EIO};
 use crate::md_h::*;
 use crate::raid5::R5Conf;
-use crate::sched::{IoRefusal, MdId, K};
+use crate::sched::{MdId, K};
 
 /// `raid1_run()`: the conf over the legs; the array is one leg's data. A leg that is not
 /// In_sync only makes the array degraded; md_check_recovery starts its recovery.
@@ -185,17 +185,6 @@ fn wait_fault_recorded(k: &mut K, m: MdId) {
     );
 }
 
-/// `bio_io_error()` for a reason the kernel has too (the oracle counts it as justified).
-fn bio_io_error(k: &mut K, bio: usize, why: String) -> bool {
-    k.io_refusals.push(IoRefusal {
-        bio,
-        justified: true,
-        why,
-    });
-    k.bios[bio].status = Some(Err(EIO));
-    true
-}
-
 /// `raid1_make_request()`: raid1_write_request writes every leg (a leg being rebuilt too:
 /// only Faulty legs are skipped); raid1_read_request reads the leg read_balance picks.
 pub fn raid1_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
@@ -211,7 +200,7 @@ pub fn raid1_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
         let size = k.mddevs[m].array_sectors;
         if b >= size {
             let why = format!("block {b} is beyond the end of {}", k.mddevs[m].name);
-            return bio_io_error(k, bio, why);
+            return md::bio_io_error(k, bio, why);
         }
         let mem = k.mddevs[m].members;
         let s = k.mddevs[m].geo.data_offset as usize + b as usize;
@@ -235,7 +224,7 @@ pub fn raid1_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
             }
             if written == 0 {
                 let why = format!("{}: no leg took block {b}", k.mddevs[m].name);
-                return bio_io_error(k, bio, why);
+                return md::bio_io_error(k, bio, why);
             }
             wait_fault_recorded(k, m);
         } else {
@@ -243,7 +232,7 @@ pub fn raid1_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
                 let Some(d) = read_balance(k, m, b) else {
                     // "raid1: %s: unrecoverable I/O read error": no leg holds the block.
                     let why = format!("{}: no leg to read block {b} from", k.mddevs[m].name);
-                    return bio_io_error(k, bio, why);
+                    return md::bio_io_error(k, bio, why);
                 };
                 if !failing(k, m, d) {
                     break d;
@@ -252,7 +241,7 @@ pub fn raid1_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
                 md::md_error(k, m, d);
                 if k.mddevs[m].broken && !k.mddevs[m].rdevs[d].faulty {
                     let why = format!("{}: the last leg fails block {b}", k.mddevs[m].name);
-                    return bio_io_error(k, bio, why);
+                    return md::bio_io_error(k, bio, why);
                 }
             };
             let (v, o) = (k.members[mem].disks[d][s], k.members[mem].origin[d][s]);

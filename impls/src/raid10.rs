@@ -383,13 +383,7 @@ pub fn raid10_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
         let g = if previous { c.prev } else { c.geo };
         if b >= geo_size(&g, c.dev_data) {
             let why = format!("block {b} is beyond the end of {}", k.mddevs[m].name);
-            k.io_refusals.push(crate::sched::IoRefusal {
-                bio,
-                justified: true,
-                why,
-            });
-            k.bios[bio].status = Some(Err(EIO));
-            return true;
+            return md::bio_io_error(k, bio, why);
         }
         let mem = k.mddevs[m].members;
         let copies = raid10_find_phys(&g, b);

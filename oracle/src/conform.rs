@@ -78,6 +78,15 @@ fn where_(r: &Range) -> Result<&'static str, String> {
     }
 }
 
+/// The guest's `throttle` line before the first throttled op since the last `unthrottle`.
+fn throttle_once(throttled: &mut bool) -> &'static str {
+    if std::mem::replace(throttled, true) {
+        ""
+    } else {
+        "throttle\n"
+    }
+}
+
 /// Translates `s` into a guest script, or says why a real kernel cannot run it.
 pub fn translate(s: &Scenario) -> Result<String, String> {
     let [a] = s.arrays.as_slice() else {
@@ -169,11 +178,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
                 if *writable { "rw" } else { "r" }
             ),
             Op::Stripes { stripes, force, .. } => {
-                let mut l = String::new();
-                if !throttled {
-                    l.push_str("throttle\n");
-                    throttled = true;
-                }
+                let mut l = throttle_once(&mut throttled).to_string();
                 if *force {
                     let _ = write!(l, "step {n} lvconvert -y --force --stripes {stripes} vg/lv");
                 } else {
@@ -190,11 +195,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
             }
             Op::Mirrors { mirrors, .. } => {
                 legs = mirrors + 1;
-                let mut l = String::new();
-                if !throttled {
-                    l.push_str("throttle\n");
-                    throttled = true;
-                }
+                let mut l = throttle_once(&mut throttled).to_string();
                 // IO positions are relative to the recovery (raid1's status position).
                 let _ = write!(
                     l,
@@ -228,11 +229,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
                         a.chunk
                     ));
                 }
-                let mut l = String::new();
-                if !throttled {
-                    l.push_str("throttle\n");
-                    throttled = true;
-                }
+                let mut l = throttle_once(&mut throttled).to_string();
                 let _ = write!(
                     l,
                     "step -t 60 {n} lvconvert -y --stripesize {kib}k vg/lv\nwait_progress {n}_progress"
@@ -246,11 +243,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
                 format!("step -t 60 {n} lvconvert -y --type {} vg/lv", layout.name())
             }
             Op::Retype { layout, .. } => {
-                let mut l = String::new();
-                if !throttled {
-                    l.push_str("throttle\n");
-                    throttled = true;
-                }
+                let mut l = throttle_once(&mut throttled).to_string();
                 let _ = write!(
                     l,
                     "step -t 60 {n} lvconvert -y --type {} vg/lv\nwait_progress {n}_progress",
