@@ -181,9 +181,9 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     {
         return Err(EINVAL);
     }
-    // raid1 (and a takeover) take the table's leg count.
-    let raid1 = t.layout == Layout::Raid1 || takeover;
-    if raid1 && !first_use {
+    // raid1 and a takeover set the leg count from the table (no delta_disks): `table_legs`.
+    let table_legs = t.layout == Layout::Raid1 || takeover;
+    if table_legs && !first_use {
         // super_init_validation(): a leg without a superblock is a new device; one injected
         // without `rebuild` (or delta_disks) is refused.
         let new_devs = (sb.num_devices..t.legs).filter(|&d| t.rebuild & (1 << d) == 0);
@@ -196,7 +196,7 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     // table's count ("Historical case to support raid1 reshape without delta disks":
     // rs_prepare_reshape sets raid_disks, no reshape).
     let sb_disks = sb.cur_geo().raid_disks;
-    let extra_legs = !raid1 && t.delta_disks == 0 && !first_use && t.legs > sb.num_devices;
+    let extra_legs = !table_legs && t.delta_disks == 0 && !first_use && t.legs > sb.num_devices;
     let old_disks = if t.delta_disks > 0 {
         t.legs - t.delta_disks as u32
     } else if extra_legs || sb.reshape_active() {
@@ -209,7 +209,7 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     } else {
         t.new_raid_disks()
     };
-    if !raid1 && !first_use && !sb.reshape_active() && old_disks != sb.num_devices {
+    if !table_legs && !first_use && !sb.reshape_active() && old_disks != sb.num_devices {
         // A table whose legs do not match the superblocks (and no delta_disks).
         return Err(EINVAL);
     }
@@ -355,7 +355,7 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     // (raid1; the other personalities of the model never lose a leg). One the superblocks
     // record as failed that reads again "comes back": not In_sync, recovered from 0.
     let reshaping = sb.reshape_active();
-    let legs = if raid1 { t.legs } else { new_disks };
+    let legs = if table_legs { t.legs } else { new_disks };
     let failing = k.members[mem].failing;
     let mirror = t.layout == Layout::Raid1;
     k.mddevs[m].rdevs = (0..legs as usize)
@@ -365,7 +365,7 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
                 Rdev::FAILED
             } else if first_use {
                 Rdev::IN_SYNC
-            } else if raid1 && rebuild || mirror && sb.failed_devices & (1 << d) != 0 {
+            } else if table_legs && rebuild || mirror && sb.failed_devices & (1 << d) != 0 {
                 Rdev::REBUILD
             } else if d < sb.num_devices as usize {
                 let off = sb.disk_recovery_offset[d];
@@ -379,12 +379,12 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
             }
         })
         .collect();
-    if raid1 && !first_use && t.rebuild != 0 {
+    if table_legs && !first_use && t.rebuild != 0 {
         // size_check: "May not set recovery when a device rebuild is requested".
         k.mddevs[m].recovery_cp = MAX_SECTOR;
         flags |= 1 << RT_FLAG_UPDATE_SBS;
     }
-    if raid1 && !first_use && t.legs > sb.num_devices {
+    if table_legs && !first_use && t.legs > sb.num_devices {
         // "Create new superblocks and bitmaps, if any new disks".
         flags |= 1 << RT_FLAG_UPDATE_SBS;
     }
