@@ -87,10 +87,10 @@ pub struct Campaign {
     /// not (e.g. "corruption stale-ctr-position"): to look at what a count stands for.
     #[arg(long)]
     pub keep: Option<String>,
-    /// Give dm LVs a second administrator (`dmsetup message` / `status` from another
-    /// process) one time in three.
+    /// One administrator per LV (lvm only). By default a dm LV gets a second one
+    /// (`dmsetup message` / `status` from another process) one time in three.
     #[arg(long)]
-    pub multi_admin: bool,
+    pub single_admin: bool,
 }
 
 pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
@@ -126,7 +126,7 @@ pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
     let lim = Limits {
         max_ops: c.max_ops.max(1),
         max_schedule: 64,
-        multi_admin: c.multi_admin,
+        multi_admin: !c.single_admin,
     };
     let stats = Arc::new(Mutex::new(Stats::default()));
     let start = Instant::now();

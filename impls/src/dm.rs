@@ -43,8 +43,9 @@ pub struct MappedDevice {
     pub read_only: bool,
     /// The same for the inactive table, applied when it is swapped in.
     pub inactive_read_only: bool,
-    /// Readers of a table under `dm_get_live_table()` (the SRCU read side): a message in
-    /// progress. `dm_sync_table()` waits for them before a table is destroyed.
+    /// Readers of a table under `dm_get_live_table()` (the SRCU read side md->io_barrier):
+    /// a message or a bio being mapped. `dm_sync_table()` waits for them before a table is
+    /// destroyed and in `__dm_suspend()`.
     pub table_readers: u32,
 }
 
@@ -52,9 +53,11 @@ pub struct MappedDevice {
 /// it got from dm_get_live_table.
 fn dm_sync_table(k: &mut K, d: DevId) {
     let q = k.dms[d].wait;
-    k.sleep(q, "dm_sync_table: waiting for table readers", |w| {
-        w.dms[d].table_readers == 0
-    });
+    k.sleep(
+        q,
+        "synchronize_srcu(io_barrier): waiting for table readers",
+        |w| w.dms[d].table_readers == 0,
+    );
 }
 
 /// `dm_create()` (`dmsetup create` without a table, or lvm's CREATE).
@@ -130,6 +133,7 @@ pub fn dm_suspend(k: &mut K, d: DevId, noflush: bool) -> Result<(), Errno> {
 }
 
 fn __dm_suspend(k: &mut K, d: DevId, noflush: bool) -> Result<(), Errno> {
+    enter!(k, "__dm_suspend");
     if k.dms[d].suspended {
         return Err(EINVAL);
     }
@@ -143,12 +147,16 @@ fn __dm_suspend(k: &mut K, d: DevId, noflush: bool) -> Result<(), Errno> {
     dm_raid::raid_presuspend(k, m);
     k.pre();
     k.dms[d].block_io = true;
+    // synchronize_srcu(&md->io_barrier): a message (target_message holds the live table)
+    // or a bio still in dm_submit_bio finishes before the postsuspend runs.
+    dm_sync_table(k, d);
     k.pre();
     let q = k.dms[d].wait;
     k.sleep(q, "dm_suspend: waiting for in-flight bios", |w| {
         w.dms[d].in_flight == 0
     });
     k.dms[d].noflush_suspending = false;
+    dm_sync_table(k, d);
     dm_raid::raid_postsuspend(k, m);
     k.dms[d].suspended = true;
     let name = k.dms[d].name.clone();
@@ -353,8 +361,12 @@ fn map_bio_part(k: &mut K, d: DevId, bio: BioId) {
         let b = &mut k.bios[bio];
         let boundary = (b.start / chunk + 1) * chunk;
         b.len = b.len.min(boundary - b.start);
+        // dm_get_live_table() in dm_submit_bio and the dm_io accounting, both held while
+        // the target maps the clone.
         k.dms[d].in_flight += 1;
+        k.dms[d].table_readers += 1;
         let r = dm_raid::raid_map(k, m, bio);
+        k.dms[d].table_readers -= 1;
         k.dms[d].in_flight -= 1;
         let q = k.dms[d].wait;
         k.wake_up(q);

@@ -17,8 +17,7 @@ pub struct Limits {
     pub max_ops: usize,
     pub max_schedule: usize,
     /// Give dm LVs a second administrator (`mon`: `dmsetup message` / `status` outside lvm's
-    /// lock) one time in three. Off by default: what it finds on v6.9 is not triaged yet
-    /// (triage/README.md).
+    /// lock) one time in three.
     pub multi_admin: bool,
 }
 
@@ -27,7 +26,7 @@ impl Default for Limits {
         Limits {
             max_ops: 24,
             max_schedule: 64,
-            multi_admin: false,
+            multi_admin: true,
         }
     }
 }

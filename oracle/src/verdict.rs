@@ -93,6 +93,7 @@ pub fn classify_hang(w: &World) -> &'static str {
     };
     if sleeping("raid5_make_request: waiting for reshape")
         && (sleeping("dm_suspend: waiting for in-flight bios")
+            || sleeping("synchronize_srcu(io_barrier): waiting for table readers")
             || sleeping("mddev_suspend: waiting for active_io"))
     {
         return "H5";
