@@ -207,3 +207,76 @@ fn a_corruption_with_another_cause_is_not_put_down_to_a_known_finding() {
     );
     assert_eq!(damaged.token, "", "{}", damaged.detail);
 }
+
+/// Issue 13: a hang's token is a function of its end state. Every corpus scenario that hangs
+/// under some kernel is replayed under many random schedules; hangs with the same blocked
+/// tasks under one kernel (what each waits for, where; instance numbers left out) must get
+/// the same token.
+#[test]
+fn one_deadlock_gets_one_token_under_every_schedule() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let strip = |l: &str| {
+        let mut out = String::new();
+        let mut chars = l.chars().peekable();
+        while let Some(c) = chars.next() {
+            out.push(c);
+            if c == '#' {
+                while chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                    chars.next();
+                }
+            }
+        }
+        out
+    };
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut hangs = 0;
+    for (name, s) in corpus() {
+        for e in s.expects.iter().filter(|e| e.verdict.to_string() == "hang") {
+            let k = Kernel::parse(&e.kernel).unwrap();
+            for _ in 0..40 {
+                let mut v = s.clone();
+                let n = 16 + (rand() % 240) as usize;
+                v.schedule = (0..n).map(|_| (rand() >> 24) as u8).collect();
+                let o = run(&v, &k, &RunOptions::default()).unwrap();
+                if o.verdict.to_string() != "hang" {
+                    continue;
+                }
+                hangs += 1;
+                let mut blocked: Vec<String> = o
+                    .detail
+                    .lines()
+                    .filter(|l| l.starts_with("  ") && !l.contains("runnable"))
+                    .map(strip)
+                    .collect();
+                blocked.sort();
+                seen.entry(format!("{k}\n{}", blocked.join("\n")))
+                    .or_default()
+                    .insert(format!("{} ({name} under {k})", o.token));
+            }
+        }
+    }
+    assert!(hangs > 100, "only {hangs} hangs");
+    let split: Vec<String> = seen
+        .iter()
+        .filter(|(_, t)| {
+            t.iter()
+                .map(|t| t.split(' ').next().unwrap())
+                .collect::<BTreeSet<_>>()
+                .len()
+                > 1
+        })
+        .map(|(state, t)| format!("{state}\n  -> {t:?}"))
+        .collect();
+    assert!(
+        split.is_empty(),
+        "one end state, several tokens:\n{}",
+        split.join("\n\n")
+    );
+}
