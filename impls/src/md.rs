@@ -271,13 +271,21 @@ pub fn md_check_recovery(k: &mut K, m: MdId) {
         return;
     }
     let sb_work = k.mddevs[m].sb_flags & !(1 << MD_SB_CHANGE_PENDING) != 0;
-    if !(sb_work || k.test_bit(m, MD_RECOVERY_NEEDED) || k.test_bit(m, MD_RECOVERY_DONE)) {
+    if !(sb_work
+        || k.test_bit(m, MD_RECOVERY_NEEDED)
+        || k.test_bit(m, MD_RECOVERY_DONE)
+        || k.mddevs[m].safemode == 1)
+    {
         return;
     }
     if !mddev_trylock(k, m) {
         return;
     }
     k.pre();
+    let try_set_sync = k.mddevs[m].safemode != 0;
+    if k.mddevs[m].safemode == 1 {
+        k.mddevs[m].safemode = 0;
+    }
     if !md_is_rdwr(&k.mddevs[m]) {
         // The read-only branch.
         if k.test_bit(m, MD_RECOVERY_RUNNING) {
@@ -303,6 +311,9 @@ pub fn md_check_recovery(k: &mut K, m: MdId) {
         k.mddevs[m].sb_flags &= !(1 << MD_SB_CHANGE_PENDING);
         check_recovery_unlock(k, m);
         return;
+    }
+    if try_set_sync && !k.mddevs[m].in_sync {
+        set_in_sync(k, m);
     }
     if k.mddevs[m].sb_flags != 0 {
         md_update_sb(k, m, false);
@@ -1016,6 +1027,8 @@ pub fn mddev_suspend(k: &mut K, m: MdId, _interruptible: bool) {
         // Only now: raid456 IO may wait for the reshape, so the daemon must keep working.
         k.mddevs[m].suspended += 1;
     }
+    // del_timer_sync(&mddev->safemode_timer)
+    k.mddevs[m].safemode_timer = false;
     k.mddevs[m].suspend_mutex = None;
     let q = k.mddevs[m].mutex_wait;
     k.wake_up(q);
@@ -1056,6 +1069,109 @@ pub fn mddev_suspend_and_lock_nointr(k: &mut K, m: MdId) {
 pub fn mddev_unlock_and_resume(k: &mut K, m: MdId) {
     mddev_unlock(k, m);
     mddev_resume(k, m, true);
+}
+
+/// `md_write_start()`: a write first marks the array dirty. If it was clean (`in_sync`: set
+/// by md_run, and by the daemon's set_in_sync once the safemode timer fired with no write
+/// pending) the daemon must write the superblock (MD_SB_CHANGE_PENDING) before the write
+/// goes on. Until 03e792eaf18e "md: change the return value type of md_write_start to void"
+/// (v6.11) it also gave up (returned false) once `is_md_suspended()`; mddev_suspend counts
+/// itself only after active_io drained and a write here holds active_io, so that exit is
+/// never taken (the commit's own argument) and every kernel gets the void form.
+pub fn md_write_start(k: &mut K, m: MdId, bio: usize) {
+    enter!(k, "md_write_start");
+    if !k.bios[bio].write {
+        return;
+    }
+    if k.mddevs[m].ro == Ro::MdAutoRead {
+        // need to switch to read/write
+        k.mddevs[m].ro = Ro::MdRdwr;
+        k.set_bit(m, MD_RECOVERY_NEEDED);
+        let d = k.mddevs[m].thread;
+        md_wakeup_thread(k, d);
+        let st = k.mddevs[m].sync_thread;
+        md_wakeup_thread(k, st);
+    }
+    k.mddevs[m].writes_pending += 1;
+    if k.mddevs[m].safemode == 1 {
+        k.mddevs[m].safemode = 0;
+    }
+    if k.mddevs[m].in_sync {
+        k.mddevs[m].in_sync = false;
+        k.mddevs[m].sb_flags |= (1 << MD_SB_CHANGE_CLEAN) | (1 << MD_SB_CHANGE_PENDING);
+        let d = k.mddevs[m].thread;
+        md_wakeup_thread(k, d);
+        let name = k.mddevs[m].name.clone();
+        k.trace(|| format!("{name} marked dirty by a write (MD_SB_CHANGE_PENDING)"));
+    }
+    let q = k.mddevs[m].sb_wait;
+    k.sleep(
+        q,
+        "md_write_start: waiting for MD_SB_CHANGE_PENDING to clear",
+        |w| w.mddevs[m].sb_flags & (1 << MD_SB_CHANGE_PENDING) == 0,
+    );
+}
+
+/// A personality's request between md_write_start and md_write_end for a write (raid1 /
+/// raid10's write_request and raid5_make_request each bracket their data path so).
+pub fn md_write_bracket(
+    k: &mut K,
+    m: MdId,
+    bio: usize,
+    path: fn(&mut K, MdId, usize) -> bool,
+) -> bool {
+    let write = k.bios[bio].write;
+    if write {
+        md_write_start(k, m, bio);
+    }
+    let r = path(k, m, bio);
+    if write {
+        md_write_end(k, m);
+    }
+    r
+}
+
+/// `md_write_end()`: the write is done; (re)arm the safemode timer.
+pub fn md_write_end(k: &mut K, m: MdId) {
+    k.mddevs[m].writes_pending -= 1;
+    if k.mddevs[m].safemode == 2 {
+        let d = k.mddevs[m].thread;
+        md_wakeup_thread(k, d);
+    } else {
+        // safemode_delay is 200 ms for every array md_run starts (not clustered).
+        k.mddevs[m].safemode_timer = true;
+    }
+}
+
+/// `md_safemode_timeout()`: the timer fired; the daemon may mark the array clean.
+pub fn md_safemode_timeout(k: &mut K, m: MdId) {
+    k.mddevs[m].safemode_timer = false;
+    k.mddevs[m].safemode = 1;
+    let d = k.mddevs[m].thread;
+    md_wakeup_thread(k, d);
+}
+
+/// A timer tick (the runner's): every armed safemode timer fires.
+pub fn md_timer_tick(k: &mut K) {
+    for m in 0..k.mddevs.len() {
+        if k.mddevs[m].safemode_timer && !k.mddevs[m].stopped {
+            md_safemode_timeout(k, m);
+        }
+    }
+}
+
+/// `set_in_sync()`: clean again once no write is pending (MD_SB_CHANGE_CLEAN for the
+/// superblock).
+fn set_in_sync(k: &mut K, m: MdId) -> bool {
+    let md = &mut k.mddevs[m];
+    if !md.in_sync && md.writes_pending == 0 {
+        md.in_sync = true;
+        md.sb_flags |= 1 << MD_SB_CHANGE_CLEAN;
+    }
+    if md.safemode == 1 {
+        md.safemode = 0;
+    }
+    md.in_sync
 }
 
 /// `md_handle_request()`. Returns false only when 41425f96d7aa hands a bio back to dm.
@@ -1104,6 +1220,7 @@ pub fn __md_stop_writes(k: &mut K, m: MdId) {
         // 16c4770c75b1 moved this stop into md_stop_writes.
         stop_sync_thread(k, m, true, false);
     }
+    k.mddevs[m].safemode_timer = false;
     // del_timer_sync(safemode); quiesce(1); quiesce(0). cefcb9297fbd "md raid: fix hang when
     // stopping arrays with metadata through dm-raid": not for a read-only dm array.
     if !k.k.has(Change::StopWritesSkipsQuiesceForDmRo)
@@ -1260,6 +1377,8 @@ pub fn md_run(k: &mut K, m: MdId) -> Result<(), Errno> {
         Personality::Raid10 => raid10::raid10_run(k, m)?,
         Personality::Raid1 => raid1::raid1_run(k, m)?,
     }
+    k.mddevs[m].safemode = 0;
+    k.mddevs[m].in_sync = true;
     let daemon = md_register_thread(k, m, ThreadFn::Daemon, level, run);
     k.mddevs[m].thread = Some(daemon);
     k.set_bit(m, MD_RECOVERY_NEEDED);
@@ -1451,6 +1570,8 @@ pub fn mddev_alloc(k: &mut K, name: String, members: usize, is_dm: bool) -> MdId
         array_sectors: 0,
         bitmap_loaded: false,
         safemode: 0,
+        writes_pending: 0,
+        safemode_timer: false,
         stopped: false,
         sb_wait,
         recovery_wait,

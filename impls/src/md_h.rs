@@ -450,6 +450,11 @@ pub struct Mddev {
     pub array_sectors: Sector,
     pub bitmap_loaded: bool,
     pub safemode: u32,
+    /// `writes_pending`: writes between md_write_start and md_write_end.
+    pub writes_pending: u32,
+    /// `safemode_timer` armed by md_write_end (safemode_delay, 200 ms: it fires at the next
+    /// timer tick, which the runner gives every periodic wakeup).
+    pub safemode_timer: bool,
     /// Set once md_stop / __md_stop ran (the instance is gone).
     pub stopped: bool,
     pub sb_wait: Wq,

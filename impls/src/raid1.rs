@@ -189,6 +189,11 @@ fn wait_fault_recorded(k: &mut K, m: MdId) {
 /// only Faulty legs are skipped); raid1_read_request reads the leg read_balance picks.
 pub fn raid1_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
     enter!(k, "raid1_make_request");
+    md::md_write_bracket(k, m, bio, raid1_blocks)
+}
+
+/// The read or write of each block (raid1_read_request / raid1_write_request's data path).
+fn raid1_blocks(k: &mut K, m: MdId, bio: usize) -> bool {
     let (start, len, write) = (k.bios[bio].start, k.bios[bio].len, k.bios[bio].write);
     k.bios[bio].data.clear();
     k.bios[bio].origins.clear();

@@ -363,6 +363,11 @@ pub fn raid10d(k: &mut K, m: MdId) {
 /// raid10_write_request, a block at a time.
 pub fn raid10_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
     enter!(k, "raid10_make_request");
+    md::md_write_bracket(k, m, bio, raid10_blocks)
+}
+
+/// The read or write of each block (raid10_read_request / raid10_write_request's data path).
+fn raid10_blocks(k: &mut K, m: MdId, bio: usize) -> bool {
     let (start, len) = (k.bios[bio].start, k.bios[bio].len);
     k.bios[bio].data.clear();
     k.bios[bio].origins.clear();

@@ -591,6 +591,12 @@ fn make_stripe_request(k: &mut K, m: MdId, bio: usize, b: Sector) -> StripeResul
 /// sleeps on wait_for_overlap with no timeout and no condition but a wake-up.
 pub fn raid5_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
     enter!(k, "raid5_make_request");
+    md::md_write_bracket(k, m, bio, make_stripe_requests)
+}
+
+/// raid5_make_request's loop over the bio's stripes (between md_write_start and
+/// md_write_end).
+fn make_stripe_requests(k: &mut K, m: MdId, bio: usize) -> bool {
     let (start, len) = (k.bios[bio].start, k.bios[bio].len);
     k.bios[bio].data.clear();
     k.bios[bio].origins.clear();

@@ -537,16 +537,10 @@ fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
             k.dms[d].open_count -= 1;
         }
         Target::Md(m) => {
-            // md_submit_bio(): writes to a read-only array fail; AUTO_READ turns read-write
-            // on the first write (md_write_start).
+            // md_submit_bio(): writes to a read-only array fail (AUTO_READ turns read-write
+            // in md_write_start).
             if write && k.mddevs[m].ro == Ro::MdRdonly {
                 return Err("EROFS".into());
-            }
-            if write && k.mddevs[m].ro == Ro::MdAutoRead {
-                k.mddevs[m].ro = Ro::MdRdwr;
-                k.set_bit(m, MD_RECOVERY_NEEDED);
-                let d = k.mddevs[m].thread;
-                md::md_wakeup_thread(k, d);
             }
             md::md_handle_request(k, m, b);
         }

@@ -461,6 +461,7 @@ fn runner_main(
             break Some("livelock".to_string());
         }
         k.ticks += 1;
+        md::md_timer_tick(&mut k);
         let periodic: Vec<usize> = (0..k.threads.len())
             .filter(|&t| k.threads[t].periodic && !k.threads[t].exited)
             .collect();

@@ -261,3 +261,45 @@ fn removing_an_op_renumbers_the_afters_that_follow_it() {
     assert_eq!(c.ops.len(), 5, "{c}");
     assert_eq!(c.ops[2].1, Op::AfterOrDeadline(1), "{c}");
 }
+
+/// md_write_start / safemode (issue 12): a write after an idle tick finds the array clean
+/// (the safemode timer fired and the daemon wrote a clean superblock), marks it dirty and
+/// returns only after the daemon's superblock write; back-to-back writes do not wait.
+#[test]
+fn a_write_to_a_clean_array_waits_for_the_dirty_superblock() {
+    let s = text::parse(
+        "array lv dm raid5_ls disks=4 chunk=2 dev=16\nlvm: lvchange -ay lv\nio: after 1\n\
+         io: write lv behind 4\nio: write lv ahead 4\nio: sleep\nio: sleep\n\
+         io: write lv behind 4\nio: read lv behind 4\n",
+    )
+    .unwrap();
+    let opts = RunOptions {
+        trace: true,
+        ..RunOptions::default()
+    };
+    let o = run(&s, &Kernel::parse("v6.9").unwrap(), &opts).unwrap();
+    assert_eq!(o.short(), "pass");
+    let at = |what: &str, from: usize| {
+        o.trace[from..]
+            .iter()
+            .position(|l| l.contains(what))
+            .map(|i| i + from)
+    };
+    let dirty: Vec<usize> = (0..o.trace.len())
+        .filter(|&i| o.trace[i].contains("marked dirty by a write"))
+        .collect();
+    assert_eq!(
+        dirty.len(),
+        1,
+        "only the write after the idle ticks: {dirty:?}"
+    );
+    let returned = at("< write lv behind 4: ok", dirty[0]).expect("the write returned");
+    let sb = at("superblock written", dirty[0]).expect("a superblock write");
+    assert!(
+        sb < returned,
+        "the write returned before the superblock was written"
+    );
+    // Before it the array was marked clean by the daemon, with no write pending.
+    let first_ok = at("< write lv ahead 4: ok", 0).unwrap();
+    assert!(at("superblock written", first_ok).unwrap() < dirty[0]);
+}
