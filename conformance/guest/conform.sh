@@ -520,7 +520,7 @@ _bs() {
 _io_dd() {
     _bs "$2" "$3"
     if [ "$1" = write ]; then
-        dd if="$C_DIR/pattern" of="$DEVPATH" bs=$((BS * 512)) skip=$(($2 / BS)) \
+        dd if="${5:-$C_DIR/pattern}" of="$DEVPATH" bs=$((BS * 512)) skip=$(($2 / BS)) \
             seek=$(($2 / BS)) count=$(($3 / BS)) oflag=direct conv=notrunc
     else
         dd if="$DEVPATH" of="${4:-$STEP_DIR/data}" bs=$((BS * 512)) skip=$(($2 / BS)) count=$(($3 / BS)) iflag=direct
@@ -543,7 +543,7 @@ _verify() {
     local off=$1 len=$2 data=$3 c s hdr
     VX=
     _bs "$off" "$len"
-    dd if="$C_DIR/pattern" of="$data.ref" bs=$((BS * 512)) skip=$((off / BS)) count=$((len / BS)) 2>/dev/null
+    dd if="$(_ref_image)" of="$data.ref" bs=$((BS * 512)) skip=$((off / BS)) count=$((len / BS)) 2>/dev/null
     if cmp -s "$data.ref" "$data"; then
         V=ok
     else
@@ -592,6 +592,10 @@ _io_fin() {
         _verify "$off" "$len" "$d/data"
     else
         V=ok VX=
+        if [ "${GEN_WRITES:-0}" = 1 ] && [ "$name" != setup_write ] && [ ! -e "$d/loops" ]; then
+            dd if="$C_DIR/pattern2" of="$C_DIR/refimg" bs=$((BS * 512)) skip=$((off / BS)) \
+                seek=$((off / BS)) count=$((len / BS)) conv=notrunc 2>/dev/null
+        fi
     fi
     emit "IO $name $V op=$op off=$off len=$len pos=$pos src=$src$extra${VX:+ $VX}"
     rm -f "$d/data"
@@ -604,7 +608,10 @@ _io() {
         emit "IO $name err op=$op off=- len=- pos=- src=none reason=range"
         return 2
     fi
-    spawn "$name" _io_dd "$op" "$R_OFF" "$R_LEN" || return 2
+    local src=
+    [ "${GEN_WRITES:-0}" = 1 ] && [ "$op" = write ] && [ "$name" != setup_write ] &&
+        src=$C_DIR/pattern2
+    spawn "$name" _io_dd "$op" "$R_OFF" "$R_LEN" "" $src || return 2
     echo "$op $R_OFF $R_LEN $R_POS $R_SRC" >"$C_DIR/steps/$SPAWNED/io"
     echo _io_fin >"$C_DIR/steps/$SPAWNED/fin"
     join "$SPAWNED" "$STEP_DEADLINE"
@@ -619,7 +626,21 @@ write_all() {
     local n=$LV_SECTORS
     [ "$n" -gt "$PATTERN_SECTORS" ] && n=$PATTERN_SECTORS
     echo "$n" >"$C_DIR/ref_sectors"
+    if [ "${GEN_WRITES:-0}" = 1 ]; then
+        _pattern_init
+        # A second generation of the pattern (':' -> '+' in every record): a write the
+        # scenario issues is told from the data it replaced, so a lost write shows.
+        tr ':' '+' <"$C_DIR/pattern" >"$C_DIR/pattern2"
+        _bs 0 "$n"
+        dd if="$C_DIR/pattern" of="$C_DIR/refimg" bs=$((BS * 512)) count=$((n / BS)) 2>/dev/null
+    fi
     _io write "$name" abs:0 "$n"
+}
+
+# _ref_image: what the LV should hold (the pattern, or with GEN_WRITES the pattern with each
+# completed scenario write's second generation in place).
+_ref_image() {
+    if [ "${GEN_WRITES:-0}" = 1 ]; then echo "$C_DIR/refimg"; else echo "$C_DIR/pattern"; fi
 }
 
 _writer_loop() {
@@ -674,9 +695,9 @@ _checksum_fin() {
         rm -f "$d/data"
         return 0
     fi
-    if [ ! -e "$C_DIR/pattern.sha.$ref" ]; then
+    if [ ! -e "$C_DIR/pattern.sha.$ref" ] || [ "${GEN_WRITES:-0}" = 1 ]; then
         _bs 0 "$ref"
-        dd if="$C_DIR/pattern" bs=$((BS * 512)) count=$((ref / BS)) 2>/dev/null |
+        dd if="$(_ref_image)" bs=$((BS * 512)) count=$((ref / BS)) 2>/dev/null |
             sha256sum | cut -c1-64 >"$C_DIR/pattern.sha.$ref"
     fi
     read -r want <"$C_DIR/pattern.sha.$ref"
@@ -762,6 +783,22 @@ set_write_delay() {
     emit "STEP $name rc=$rc dur_ms=$((NOW - start)) blocked=0 end_ms=$NOW"
     note "write delay ${ms} ms"
     return $rc
+}
+
+# leg_device NAME LEG fail|work: every IO to the leg's data image (vg-lv_rimage_LEG) fails
+# (its table becomes an error target, as lvm2's aux disable_dev does to a whole PV) or works
+# again (the saved table back). The raid set sees a failing leg; its metadata image and the
+# PV (lvm's own metadata) stay readable.
+leg_device() {
+    local name=$1 leg=$2 how=$3 dev=vg-lv_rimage_$2 n
+    if [ "$how" = fail ]; then
+        dmsetup table "$dev" >"$C_DIR/leg$leg.table" || return 2
+        n=$(blockdev --getsz "/dev/mapper/$dev")
+        step "$name" sh -c "dmsetup load $dev --table '0 $n error' && dmsetup resume $dev"
+    else
+        [ -s "$C_DIR/leg$leg.table" ] || return 2
+        step "$name" sh -c "dmsetup load $dev <$C_DIR/leg$leg.table && dmsetup resume $dev"
+    fi
 }
 
 # _sb_inconclusive: SBDUMP of rmeta_0 (in $B_OUT) records no active reshape, yet a layout,

@@ -802,6 +802,7 @@ pub fn raid_preresume(k: &mut K, m: MdId) -> Result<(), Errno> {
     // Model check: the instance replaced is postsuspended now; its last checkpoint is on
     // disk. Checked before rs_update_sbs could write this instance's own position over it.
     md::stale_position_check(k, m);
+    md::stale_legs_check(k, m);
     if rs_test(k, m, RT_FLAG_UPDATE_SBS) {
         rs_update_sbs(k, m);
     }

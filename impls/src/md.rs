@@ -735,6 +735,34 @@ pub fn stale_position_check(k: &mut K, m: MdId) {
     }
 }
 
+/// Model finding `stale-ctr-legs` (findings/stale-ctr-legs.md): an instance about to go live
+/// holds a leg In_sync that the superblocks now record as failed: another instance failed it
+/// after this one's ctr read them (nothing in raid_preresume / raid_resume re-reads them), so
+/// reads may come from a leg that missed writes.
+pub fn stale_legs_check(k: &mut K, m: MdId) {
+    let failed = k.members[k.mddevs[m].members].sb.failed_devices;
+    let stale: Vec<usize> = (0..k.mddevs[m].rdevs.len())
+        .filter(|&d| failed & (1 << d) != 0)
+        .filter(|&d| {
+            let r = k.mddevs[m].rdevs[d];
+            r.in_sync && !r.faulty && !r.removed
+        })
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    let detail = format!(
+        "{} goes live with leg(s) {stale:?} In_sync; the superblocks record them failed",
+        k.mddevs[m].name
+    );
+    k.trace(|| format!("model finding stale-ctr-legs: {detail}"));
+    k.findings.push(crate::sched::Finding {
+        rule: "stale-ctr-legs",
+        detail,
+        mddev: m,
+    });
+}
+
 /// Model finding `intr-after-end-reshape`: end_reshape ran (INTR clear then), but INTR was set
 /// before the reap, so raid5_finish_reshape skips committing layout and chunk: the superblock
 /// then records "no reshape" with the previous layout/chunk over data in the new one.

@@ -148,6 +148,12 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     if s.ops.iter().any(|(_, o)| matches!(o, Op::Delay { .. })) {
         let _ = writeln!(out, "USE_DELAY=1");
     }
+    // With a failing leg a write can be lost on one leg: the scenario's writes then carry a
+    // second generation of the pattern, so reading what they replaced shows as a mismatch
+    // (the first generation alone cannot tell a lost write from a done one).
+    if s.ops.iter().any(|(_, o)| matches!(o, Op::LegDevice { .. })) {
+        let _ = writeln!(out, "GEN_WRITES=1");
+    }
     // raid5 with the scenario's data stripes, 64 KiB chunks, 48 MiB, in sync.
     let create = match a.layout {
         Layout::Near2 => format!("create_lv raid10 {}", a.disks / 2),
@@ -259,6 +265,10 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
             Op::Reload { .. } => {
                 format!("step {n} sh -c 'dmsetup table vg-lv | dmsetup load vg-lv'")
             }
+            Op::LegDevice { leg, works, .. } => format!(
+                "leg_device {n} {leg} {}",
+                if *works { "work" } else { "fail" }
+            ),
             Op::Read { range, .. } => format!("io_read {n} {}", where_(range)?),
             Op::Write { range, .. } => format!("io_write {n} {}", where_(range)?),
             Op::Fsck { .. } => {

@@ -62,6 +62,7 @@ pub fn tokens(kind: VerdictKind) -> Vec<&'static str> {
         ],
         VerdictKind::Corruption => [
             "stale-ctr-position",
+            "stale-ctr-legs",
             "intr-after-end-reshape",
             "sb-before-finish-reshape",
         ]
