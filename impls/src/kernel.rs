@@ -82,6 +82,10 @@ pub enum Change {
     /// raid_message "frozen" keeps MD_RECOVERY_FROZEN set and "idle" clears it and lets the
     /// daemon continue an interrupted reshape (NEEDED); both return 0 (the 6.1 behaviour).
     MessageKeepsFrozenRestartsIdle,
+    /// Candidate fix f3 for the finding stale-ctr-legs (this project, not upstream): the
+    /// first raid_preresume re-reads the legs' superblocks and fails (md_error) every leg the
+    /// freshest one records as failed since the ctr read them.
+    PreresumeFailsLegsFailedSinceCtr,
 }
 
 /// Where a patch comes from.
@@ -448,6 +452,13 @@ pub const PATCHES: &[Patch] = &[
         changes: &[C::MessageKeepsFrozenRestartsIdle],
         note: "",
     },
+    Patch {
+        name: "f3",
+        title: "dm-raid: fail legs at preresume that failed after the ctr read the superblocks",
+        series: S::Candidate,
+        changes: &[C::PreresumeFailsLegsFailedSinceCtr],
+        note: "",
+    },
 ];
 
 /// The named kernels `mdfuzz kernels` lists.
@@ -518,7 +529,7 @@ impl Kernel {
                 for n in names {
                     let p = patch(&n).ok_or_else(|| {
                         KernelError(format!(
-                            "kernel `{spec}`: unknown patch `{n}`: expected v2, p1..p11, a candidate fix f1/f2, or a commit id listed by `mdfuzz kernels`"
+                            "kernel `{spec}`: unknown patch `{n}`: expected v2, p1..p11, a candidate fix f1/f2/f3, or a commit id listed by `mdfuzz kernels`"
                         ))
                     })?;
                     if add {
