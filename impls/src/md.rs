@@ -1318,7 +1318,8 @@ pub fn md_set_readonly(k: &mut K, m: MdId) -> Result<(), Errno> {
         |w| w.mddevs[m].sb_flags & (1 << MD_SB_CHANGE_PENDING) == 0,
     );
     mddev_lock(k, m);
-    let err = if k.test_bit(m, MD_RECOVERY_RUNNING) {
+    // open_mutex: still open by others (a sysfs write holds no opener), or a sync running.
+    let err = if k.mddevs[m].openers > 0 || k.test_bit(m, MD_RECOVERY_RUNNING) {
         Err(EBUSY)
     } else {
         __md_stop_writes(k, m);
@@ -1598,6 +1599,7 @@ pub fn mddev_alloc(k: &mut K, name: String, members: usize, is_dm: bool) -> MdId
         array_sectors: 0,
         bitmap_loaded: false,
         safemode: 0,
+        openers: 0,
         writes_pending: 0,
         safemode_timer: false,
         stopped: false,

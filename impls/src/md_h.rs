@@ -450,6 +450,10 @@ pub struct Mddev {
     pub array_sectors: Sector,
     pub bitmap_loaded: bool,
     pub safemode: u32,
+    /// `openers`: md arrays opened by a reader or writer (the block device of an md array;
+    /// md_set_readonly refuses while anyone else has it open, so no write reaches a
+    /// read-only array: md_write_start's BUG_ON).
+    pub openers: u32,
     /// `writes_pending`: writes between md_write_start and md_write_end.
     pub writes_pending: u32,
     /// `safemode_timer` armed by md_write_end (safemode_delay, 200 ms: it fires at the next

@@ -148,10 +148,17 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     if s.ops.iter().any(|(_, o)| matches!(o, Op::Delay { .. })) {
         let _ = writeln!(out, "USE_DELAY=1");
     }
-    // With a failing leg a write can be lost on one leg: the scenario's writes then carry a
-    // second generation of the pattern, so reading what they replaced shows as a mismatch
-    // (the first generation alone cannot tell a lost write from a done one).
-    if s.ops.iter().any(|(_, o)| matches!(o, Op::LegDevice { .. })) {
+    // The scenario's writes carry a second generation of the pattern, so reading what they
+    // replaced shows as a mismatch (the first generation alone cannot tell a lost write from
+    // a done one): whenever the reference can follow them, i.e. every write is the first
+    // actor's (done before its next op starts), or a leg fails (where writes get lost).
+    let main = s.ops.first().map(|(a, _)| a.as_str()).unwrap_or("");
+    let writes_in_order = s
+        .ops
+        .iter()
+        .all(|(a, o)| !matches!(o, Op::Write { .. }) || a == main);
+    let writes = s.ops.iter().any(|(_, o)| matches!(o, Op::Write { .. }));
+    if writes && writes_in_order || s.ops.iter().any(|(_, o)| matches!(o, Op::LegDevice { .. })) {
         let _ = writeln!(out, "GEN_WRITES=1");
     }
     // raid5 with the scenario's data stripes, 64 KiB chunks, 48 MiB, in sync.

@@ -542,7 +542,10 @@ fn io(k: &mut K, name: &str, write: bool, range: Range) -> R {
             if write && k.mddevs[m].ro == Ro::MdRdonly {
                 return Err("EROFS".into());
             }
+            // The reader or writer holds the array open for the whole bio (md_open).
+            k.mddevs[m].openers += 1;
             md::md_handle_request(k, m, b);
+            k.mddevs[m].openers -= 1;
         }
     }
     let t1 = k.steps;
