@@ -544,6 +544,11 @@ _verify() {
     VX=
     _bs "$off" "$len"
     dd if="$(_ref_image)" of="$data.ref" bs=$((BS * 512)) skip=$((off / BS)) count=$((len / BS)) 2>/dev/null
+    if ! cmp -s "$data.ref" "$data" && [ -s "$C_DIR/gen_uncertain" ]; then
+        _gen_settle "$data" "$off" "$len"
+        _bs "$off" "$len"
+        dd if="$(_ref_image)" of="$data.ref" bs=$((BS * 512)) skip=$((off / BS)) count=$((len / BS)) 2>/dev/null
+    fi
     if cmp -s "$data.ref" "$data"; then
         V=ok
     else
@@ -589,8 +594,10 @@ _io_fin() {
     if [ "$rc" != 0 ]; then
         _classify "$d/err"
         V=$CL VX=
+        [ "${GEN_WRITES:-0}" = 1 ] && [ "$op" = write ] && echo "$off $len" >>"$C_DIR/gen_uncertain"
     elif [ -n "$b" ] && [ "$b" -lt "$len" ] && [ ! -e "$d/loops" ]; then
         V=short VX=
+        [ "${GEN_WRITES:-0}" = 1 ] && [ "$op" = write ] && echo "$off $len" >>"$C_DIR/gen_uncertain"
     elif [ "$op" = read ]; then
         _verify "$off" "$len" "$d/data"
     else
@@ -640,20 +647,32 @@ write_all() {
     _io write "$name" abs:0 "$n"
 }
 
-# _gen_settle DATA: a write that was still in flight when its step gave up either landed
-# (DATA holds its second generation there) or not; the reference takes what DATA shows.
+# _gen_settle DATA [BASE LEN]: a write that failed or was still in flight when its step gave
+# up landed in part, in whole or not at all: for each of its blocks inside DATA (LV sectors
+# BASE..BASE+LEN, default the whole reference) the reference takes the second generation
+# where DATA shows it.
 _gen_settle() {
-    local off len
+    local off len b base=${2:-0} dlen=${3:-0}
+    [ "$dlen" = 0 ] && read -r dlen <"$C_DIR/ref_sectors"
     while read -r off len; do
         _bs "$off" "$len"
-        dd if="$C_DIR/pattern2" of="$C_DIR/gen2.tmp" bs=$((BS * 512)) skip=$((off / BS)) \
-            count=$((len / BS)) 2>/dev/null
-        if dd if="$1" bs=$((BS * 512)) skip=$((off / BS)) count=$((len / BS)) 2>/dev/null |
-            cmp -s - "$C_DIR/gen2.tmp"; then
-            dd if="$C_DIR/gen2.tmp" of="$C_DIR/refimg" bs=$((BS * 512)) seek=$((off / BS)) \
-                conv=notrunc 2>/dev/null
-            note "gen_settle off=$off len=$len landed"
-        fi
+        b=$off
+        while [ "$b" -lt $((off + len)) ]; do
+            if [ "$b" -lt "$base" ] || [ $((b + BS)) -gt $((base + dlen)) ] ||
+                [ $(((b - base) % BS)) != 0 ]; then
+                b=$((b + BS))
+                continue
+            fi
+            dd if="$C_DIR/pattern2" of="$C_DIR/gen2.tmp" bs=$((BS * 512)) skip=$((b / BS)) \
+                count=1 2>/dev/null
+            if dd if="$1" bs=$((BS * 512)) skip=$(((b - base) / BS)) count=1 2>/dev/null |
+                cmp -s - "$C_DIR/gen2.tmp"; then
+                dd if="$C_DIR/gen2.tmp" of="$C_DIR/refimg" bs=$((BS * 512)) seek=$((b / BS)) \
+                    conv=notrunc 2>/dev/null
+                note "gen_settle off=$b len=$BS landed"
+            fi
+            b=$((b + BS))
+        done
         rm -f "$C_DIR/gen2.tmp"
     done <"$C_DIR/gen_uncertain"
 }
