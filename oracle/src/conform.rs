@@ -272,6 +272,8 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
             Op::Reload { .. } => {
                 format!("step {n} sh -c 'dmsetup table vg-lv | dmsetup load vg-lv'")
             }
+            Op::Refresh { .. } => format!("step {n} lvchange --refresh vg/lv"),
+            Op::Repair { .. } => format!("step {n} lvconvert -y --repair vg/lv"),
             Op::LegDevice { leg, works, .. } => format!(
                 "leg_device {n} {leg} {}",
                 if *works { "work" } else { "fail" }
