@@ -793,16 +793,10 @@ fn rs_reread_reshape_position(k: &mut K, m: MdId) {
 /// working here that they record as failed goes through md_error, as the ctr would have
 /// failed it.
 fn rs_fail_legs_failed_since_ctr(k: &mut K, m: MdId) {
-    let failed = k.members[k.mddevs[m].members].sb.failed_devices;
-    for d in 0..k.mddevs[m].rdevs.len() {
-        let r = k.mddevs[m].rdevs[d];
-        // In_sync: the model's ctr takes a leg its superblocks record failed as a rebuild
-        // (the kernel's ctr marks it Faulty), so only an In_sync one failed after the ctr.
-        if failed & (1 << d) != 0 && r.in_sync && !r.faulty && !r.removed {
-            let name = k.mddevs[m].name.clone();
-            k.trace(|| format!("{name}: device #{d} failed after this table was loaded"));
-            md::md_error(k, m, d);
-        }
+    for d in md::legs_failed_since_ctr(k, m) {
+        let name = k.mddevs[m].name.clone();
+        k.trace(|| format!("{name}: device #{d} failed after this table was loaded"));
+        md::md_error(k, m, d);
     }
 }
 

@@ -735,19 +735,26 @@ pub fn stale_position_check(k: &mut K, m: MdId) {
     }
 }
 
-/// Model finding `stale-ctr-legs` (findings/stale-ctr-legs.md): an instance about to go live
-/// holds a leg In_sync that the superblocks now record as failed: another instance failed it
-/// after this one's ctr read them (nothing in raid_preresume / raid_resume re-reads them), so
-/// reads may come from a leg that missed writes.
-pub fn stale_legs_check(k: &mut K, m: MdId) {
+/// The legs this instance holds In_sync that the superblocks on disk now record as failed
+/// (`failed_devices`). The model's ctr takes a leg its superblocks already record failed as
+/// a rebuild (not In_sync), so these failed after the ctr read them.
+pub fn legs_failed_since_ctr(k: &K, m: MdId) -> Vec<usize> {
     let failed = k.members[k.mddevs[m].members].sb.failed_devices;
-    let stale: Vec<usize> = (0..k.mddevs[m].rdevs.len())
+    (0..k.mddevs[m].rdevs.len())
         .filter(|&d| failed & (1 << d) != 0)
         .filter(|&d| {
             let r = k.mddevs[m].rdevs[d];
             r.in_sync && !r.faulty && !r.removed
         })
-        .collect();
+        .collect()
+}
+
+/// Model finding `stale-ctr-legs` (findings/stale-ctr-legs.md): an instance about to go live
+/// holds a leg In_sync that the superblocks now record as failed: another instance failed it
+/// after this one's ctr read them (nothing in raid_preresume / raid_resume re-reads them), so
+/// reads may come from a leg that missed writes.
+pub fn stale_legs_check(k: &mut K, m: MdId) {
+    let stale = legs_failed_since_ctr(k, m);
     if stale.is_empty() {
         return;
     }
@@ -1113,12 +1120,7 @@ pub fn md_write_start(k: &mut K, m: MdId, bio: usize) {
     }
     if k.mddevs[m].ro == Ro::MdAutoRead {
         // need to switch to read/write
-        k.mddevs[m].ro = Ro::MdRdwr;
-        k.set_bit(m, MD_RECOVERY_NEEDED);
-        let d = k.mddevs[m].thread;
-        md_wakeup_thread(k, d);
-        let st = k.mddevs[m].sync_thread;
-        md_wakeup_thread(k, st);
+        switch_to_rdwr(k, m);
     }
     k.mddevs[m].writes_pending += 1;
     if k.mddevs[m].safemode == 1 {
@@ -1189,8 +1191,8 @@ pub fn md_timer_tick(k: &mut K) {
 }
 
 /// `set_in_sync()`: clean again once no write is pending (MD_SB_CHANGE_CLEAN for the
-/// superblock).
-fn set_in_sync(k: &mut K, m: MdId) -> bool {
+/// superblock). (The kernel's returns in_sync for array_state_store, not modelled.)
+fn set_in_sync(k: &mut K, m: MdId) {
     let md = &mut k.mddevs[m];
     if !md.in_sync && md.writes_pending == 0 {
         md.in_sync = true;
@@ -1199,7 +1201,6 @@ fn set_in_sync(k: &mut K, m: MdId) -> bool {
     if md.safemode == 1 {
         md.safemode = 0;
     }
-    md.in_sync
 }
 
 /// `md_handle_request()`. Returns false only when 41425f96d7aa hands a bio back to dm.
@@ -1349,13 +1350,19 @@ pub fn restart_array(k: &mut K, m: MdId) -> Result<(), Errno> {
         return Err(EBUSY);
     }
     k.mddevs[m].safemode = 0;
+    switch_to_rdwr(k, m);
+    Ok(())
+}
+
+/// ro = MD_RDWR, MD_RECOVERY_NEEDED, wake the daemon and the sync thread: the same four
+/// lines in restart_array and md_write_start's AUTO_READ switch.
+fn switch_to_rdwr(k: &mut K, m: MdId) {
     k.mddevs[m].ro = Ro::MdRdwr;
     k.set_bit(m, MD_RECOVERY_NEEDED);
     let d = k.mddevs[m].thread;
     md_wakeup_thread(k, d);
     let st = k.mddevs[m].sync_thread;
     md_wakeup_thread(k, st);
-    Ok(())
 }
 
 /// sysfs `array_state` (`array_state_store`), the words a reshape uses.

@@ -151,7 +151,8 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     // The scenario's writes carry a second generation of the pattern, so reading what they
     // replaced shows as a mismatch (the first generation alone cannot tell a lost write from
     // a done one): whenever the reference can follow them, i.e. every write is the first
-    // actor's (done before its next op starts), or a leg fails (where writes get lost).
+    // actor's (done before its next op starts), or a leg fails (where writes get lost). The
+    // first actor's ops run in the script's own shell (below).
     let main = s.ops.first().map(|(a, _)| a.as_str()).unwrap_or("");
     let writes_in_order = s
         .ops
@@ -305,7 +306,6 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     // The first actor's ops run in the script's own shell; every other actor runs its ops in
     // a background shell started where its first op appears in the file (one of the orders
     // the model explores: an actor may be delayed).
-    let main = s.ops.first().map(|(a, _)| a.as_str()).unwrap_or("");
     let mut started = BTreeSet::new();
     for (i, (actor, _)) in s.ops.iter().enumerate() {
         if actor == main {
