@@ -80,6 +80,12 @@ enum Cmd {
     Conform(conform::Conform),
     /// Turn a libFuzzer artifact (or any fuzz input) into scenario text.
     Import { artifact: PathBuf },
+    /// Every patch gate of a kernel removed alone: which corpus scenarios and generated ones
+    /// notice (the revert matrix); gates nothing notices alone are tried in pairs.
+    RevertMatrix(gates::RevertMatrix),
+    /// The minimal sets of patch gates a scenario's verdict depends on (removal turns a pass
+    /// into a failure; addition turns a failure into a pass).
+    Attribute(gates::Attribute),
     /// Try random schedules for a scenario until a run under KERNEL gets the wanted verdict;
     /// print the scenario with that schedule.
     Search {
@@ -103,6 +109,7 @@ enum Cmd {
 mod bench;
 mod conform;
 mod fuzz;
+mod gates;
 
 /// Bad input: reported on one line, exit status 2.
 pub struct BadInput(anyhow::Error);
@@ -151,6 +158,8 @@ fn main() -> ExitCode {
         },
         Cmd::Import { artifact } => import(&artifact),
         Cmd::Conform(c) => conform::conform(&c),
+        Cmd::RevertMatrix(c) => gates::revert_matrix_cmd(&c),
+        Cmd::Attribute(c) => gates::attribute_cmd(&c),
     };
     match r {
         Ok(true) => ExitCode::SUCCESS,

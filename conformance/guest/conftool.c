@@ -17,6 +17,7 @@
  *              array_resync=<n|max> disk_recovery=<n|max> layout=<n> stripe_sectors=<n>
  *              new_layout=<n> new_stripe_sectors=<n> delta_disks=<n> array_sectors=<n>
  *              data_offset=<n> new_data_offset=<n> num_devices=<n> position=<n>
+ *              compat=<flags> sectors=<n>
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -75,7 +76,11 @@ static int sb(const char *dev)
     num_or_max("array_sectors", le64(p + 88));
     num_or_max("data_offset", le64(p + 96));
     num_or_max("new_data_offset", le64(p + 104));
-    printf(" num_devices=%u position=%u\n", le32(p + 8), le32(p + 12));
+    printf(" num_devices=%u position=%u", le32(p + 8), le32(p + 12));
+    /* The 1.9.0 extension (compat bit 0x1): `sectors`, rdev->sectors as super_sync wrote it. */
+    printf(" compat=%#x", le32(p + 4));
+    num_or_max("sectors", le64(p + 112));
+    printf("\n");
     return 0;
 }
 

@@ -15,6 +15,7 @@ pub const RT_FLAG_RS_BITMAP_LOADED: u32 = 2;
 pub const RT_FLAG_UPDATE_SBS: u32 = 3;
 pub const RT_FLAG_RESHAPE_RS: u32 = 4;
 pub const RT_FLAG_RS_SUSPENDED: u32 = 5;
+pub const RT_FLAG_RS_GROW: u32 = 8;
 /// Added by 41425f96d7aa.
 pub const RT_FLAG_RS_FROZEN: u32 = 9;
 
@@ -213,6 +214,34 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
         // A table whose legs do not match the superblocks (and no delta_disks).
         return Err(EINVAL);
     }
+    // The size test after analyse_superblocks(): rs->dev_sectors (the table's size per data
+    // stripe) against __rdev_sectors() (the superblocks' `sectors`) less
+    // _get_reshape_sectors() (the superblocks' offset difference, or the table's
+    // data_offset).
+    let reshape_sectors = sb
+        .data_offset
+        .abs_diff(sb.new_data_offset)
+        .max(t.data_offset.unwrap_or(0));
+    let sized = !first_use && dev_data != sb.sectors;
+    let resize = sized && dev_data != sb.sectors.saturating_sub(reshape_sectors);
+    let mut grow = sized && dev_data > sb.sectors.saturating_sub(reshape_sectors);
+    // rs_is_recovering() (recovery_cp short of dev_sectors), checked before rs_is_reshaping().
+    let recovering = !t.nosync && sb.recovery_cp < raid5::geo_size(&sb.cur_geo(), dev_data);
+    if sized {
+        let name = k.dms[d].name.clone();
+        k.trace(|| {
+            format!(
+                "raid_ctr {name}: {dev_data} sectors per leg in the table, {} in the superblocks, \
+                 reshape space {reshape_sectors}{}",
+                sb.sectors,
+                if grow { ": grow" } else { "" }
+            )
+        });
+    }
+    if !first_use && !recovering && sb.reshape_active() && resize {
+        // "Can't resize a reshaping raid set".
+        return Err(crate::md::EPERM);
+    }
     k.dms[d].instances += 1;
     let name = format!("{}#{}", k.dms[d].name, k.dms[d].instances);
     let m = md::mddev_alloc(k, name, mem, true);
@@ -282,12 +311,29 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
             new.layout = cur.layout;
             new.chunk = cur.chunk;
         };
-        if recovery_cp != MAX_SECTOR {
+        // size_check: "May not set recovery when a device rebuild is requested"; a grow is
+        // set up at the superblocks' size, recovering the grown part (from recovery_cp if
+        // that is lower); otherwise the legs take the table's size.
+        let size_check = |grow: bool, recovery_cp: &mut Sector| {
+            if grow && t.rebuild == 0 {
+                *recovery_cp = (*recovery_cp).min(raid5::geo_size(&cur, dev_data));
+            }
+            dev_data
+        };
+        let mut rdev_sectors = sb.sectors;
+        if recovering {
             // rs_is_recovering(): checked before rs_is_reshaping; size_check, no reshape.
+            rdev_sectors = size_check(grow, &mut recovery_cp);
             set_cur(&cur, &mut new);
         } else if reshaping {
             // rs_is_reshaping(): skip set-up; the new layout / chunk stay the table's.
+        } else if takeover {
+            // rs_takeover_requested(): rs_setup_takeover, rs_set_new (the table's level and
+            // layout, set above); recovery disabled below.
+            set_cur(&cur, &mut new);
         } else if t.delta_disks != 0 || t.layout != cur.layout || t.chunk != cur.chunk {
+            // "Only request grow on raid set size extensions, not on reshapes."
+            grow = false;
             // rs_reshape_requested(): set up only with out-of-place reshape space
             // (_get_reshape_sectors(): |data_offset - new_data_offset| or the table's).
             let reshape_sectors = cur
@@ -301,8 +347,10 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
             }
             set_cur(&cur, &mut new);
         } else {
+            rdev_sectors = size_check(grow, &mut recovery_cp);
             set_cur(&cur, &mut new);
         }
+        k.mddevs[m].rdev_sectors = rdev_sectors;
         // rs_adjust_data_offsets(): a table data_offset overrides the superblock's offsets.
         if let Some(space) = t.data_offset {
             let (o, n) = if t.delta_disks < 0 {
@@ -394,6 +442,13 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
             detail,
             mddev: m,
         });
+    }
+    if first_use {
+        // rs_set_dev_and_array_sectors(ti->len): every leg the table's size.
+        k.mddevs[m].rdev_sectors = dev_data;
+    }
+    if grow && t.rebuild == 0 {
+        flags |= 1 << RT_FLAG_RS_GROW;
     }
     k.raid_sets[m] = Some(RaidSet {
         dev: d,
@@ -697,6 +752,7 @@ fn rs_update_sbs(k: &mut K, m: MdId) {
 /// `rs_setup_reshape()`: delta_disks, direction and sizes of the requested reshape.
 fn rs_setup_reshape(k: &mut K, m: MdId) {
     let delta = k.raid_sets[m].as_ref().map_or(0, |rs| rs.delta_disks);
+    let dev_data = k.members[k.mddevs[m].members].dev_data;
     let md = &mut k.mddevs[m];
     md.delta_disks = delta;
     if delta != 0 && md.new_geo.layout != md.geo.layout {
@@ -708,6 +764,15 @@ fn rs_setup_reshape(k: &mut K, m: MdId) {
         d if d < 0 => true,
         _ => md.new_geo.data_offset != 0,
     };
+    // "Adjust device size for forward reshape because md_finish_reshape() reduces it."
+    // (Removing disks first sets every leg to the table's size: rs_set_dev_and_array_sectors.)
+    if md.delta_disks < 0 {
+        md.rdev_sectors = dev_data;
+    }
+    if !md.reshape_backwards {
+        let space = md.geo.data_offset.abs_diff(md.new_geo.data_offset);
+        md.rdev_sectors += space;
+    }
 }
 
 /// `rs_start_reshape()` (reconfig_mutex held): this instance never runs the reshape (WAIT).
@@ -771,6 +836,9 @@ fn rs_reread_reshape_position(k: &mut K, m: MdId) {
         // rs_adopt_end_raid456 / rs_adopt_end_raid10: only raid5's end sets the array size
         // (md_set_array_sectors); a raid10 set grows as raid10's own end leaves it to.
         let raid456 = md::pers(k, m) == Personality::Raid456;
+        // The patch's md_finish_reshape: the legs' size follows the data offset.
+        let new_offset = k.mddevs[m].new_geo.data_offset;
+        md::md_finish_reshape(k, m, new_offset);
         let md = &mut k.mddevs[m];
         md.geo = md.new_geo;
         md.delta_disks = 0;
@@ -833,6 +901,9 @@ pub fn raid_preresume(k: &mut K, m: MdId) -> Result<(), Errno> {
         k.mddevs[m].resync_min = cp;
     }
     if rs_test(k, m, RT_FLAG_RESHAPE_RS) {
+        // rs_set_rdev_sectors(): every leg at the table's size before the reshape's own
+        // adjustment (rs_setup_reshape).
+        k.mddevs[m].rdev_sectors = k.members[k.mddevs[m].members].dev_data;
         md::mddev_lock(k, m);
         let r = rs_start_reshape(k, m);
         md::mddev_unlock(k, m);
@@ -863,10 +934,20 @@ pub fn raid_resume(k: &mut K, m: MdId) {
         return;
     }
     md::stale_position_check(k, m);
-    if k.k.has(Change::MergedReallyFrozen)
-        && (!k.test_bit(m, MD_RECOVERY_FROZEN) || k.test_bit(m, MD_RECOVERY_RUNNING))
-    {
-        k.trace(|| "WARN_ON_ONCE(!FROZEN || RUNNING) in raid_resume".into());
+    if k.k.has(Change::MergedReallyFrozen) {
+        // 16c4770c75b1: a suspended instance is frozen with no sync thread.
+        if !k.test_bit(m, MD_RECOVERY_FROZEN) {
+            k.warn_on(
+                "!test_bit(MD_RECOVERY_FROZEN, &mddev->recovery)",
+                "raid_resume",
+            );
+        }
+        if k.test_bit(m, MD_RECOVERY_RUNNING) {
+            k.warn_on(
+                "test_bit(MD_RECOVERY_RUNNING, &mddev->recovery)",
+                "raid_resume",
+            );
+        }
     }
     if k.k.has(Change::WaitReshapeRequeues) {
         rs_clear(k, m, RT_FLAG_RS_FROZEN);

@@ -10,6 +10,7 @@
 //! merged series or of the v6.7 base (`-c467e97f079f` removes that base commit).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// One behavioural delta, tested where its hunk lands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -72,6 +73,11 @@ pub enum Change {
     /// runs at the end of md_do_sync (the sync thread, no reconfig_mutex), interrupted or not,
     /// not in md_reap_sync_thread.
     FinishReshapeInSyncThread,
+    /// b7ee30f0efd1 "md: fix sync_action incorrect display during resync" (v6.17; in
+    /// Debian's 6.12.118 as a stable backport): md_sync_action says resync while
+    /// resync_offset < MaxSector, so md_do_sync starts such a requested sync where a resync
+    /// starts (0 with a bitmap), not at resync_min.
+    SyncActionResyncFirst,
     /// Candidate fix f1 for the finding stale-ctr-position (this project, not upstream):
     /// raid_preresume re-reads the superblock of an instance whose ctr found a reshape in
     /// progress and adopts the position the previous instance checkpointed at its
@@ -113,6 +119,13 @@ pub struct Patch {
     pub changes: &'static [Change],
     /// Why a patch without behavioural changes has none in this model.
     pub note: &'static str,
+}
+
+impl Patch {
+    /// The changes this patch brings, one bit per [`Change`].
+    pub fn mask(&self) -> u64 {
+        self.changes.iter().fold(0, |acc, c| acc | 1 << (*c as u32))
+    }
 }
 
 use Change as C;
@@ -319,6 +332,13 @@ pub const PATCHES: &[Patch] = &[
     },
     // --- after v6.9, up to 7.3.4 (Debian's linux-source-7.3 against linux-source-6.12) ---
     Patch {
+        name: "b7ee30f0efd1",
+        title: "md: fix sync_action incorrect display during resync",
+        series: S::Later("v6.17"),
+        changes: &[C::SyncActionResyncFirst],
+        note: "",
+    },
+    Patch {
         name: "55dcfdf8af9c",
         title: "dm raid: use proper md_ro_state enumerators",
         series: S::Later("v6.18"),
@@ -469,11 +489,25 @@ pub const NAMED: &[(&str, &str)] = &[
     ("v7.3", "v6.9 + the lifecycle changes up to 7.3.4 (Debian's linux-source-7.3 against 6.12)"),
 ];
 
-#[derive(Clone)]
 pub struct Kernel {
     name: String,
     patches: Vec<&'static Patch>,
     changes: u64,
+    /// The changes whose gate a run consulted (`has`), whatever the answer: a run that never
+    /// consults a change's gate runs the same without it (`mdfuzz revert-matrix` and
+    /// `attribute` skip such runs, and say a gate was never reached).
+    reached: AtomicU64,
+}
+
+impl Clone for Kernel {
+    fn clone(&self) -> Kernel {
+        Kernel {
+            name: self.name.clone(),
+            patches: self.patches.clone(),
+            changes: self.changes,
+            reached: AtomicU64::new(self.reached()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -542,15 +576,57 @@ impl Kernel {
                 }
             }
         }
-        let changes = set
-            .iter()
-            .flat_map(|p| p.changes)
-            .fold(0u64, |acc, c| acc | 1 << (*c as u32));
-        Ok(Kernel {
-            name: spec.to_string(),
-            patches: set,
+        Ok(Kernel::of(spec.to_string(), set))
+    }
+
+    fn of(name: String, patches: Vec<&'static Patch>) -> Kernel {
+        let changes = patches.iter().fold(0, |acc, p| acc | p.mask());
+        Kernel {
+            name,
+            patches,
             changes,
-        })
+            reached: AtomicU64::new(0),
+        }
+    }
+
+    /// This kernel without the patches `drop` and with `add`, named by the edit
+    /// (`v6.9-16c4770c75b1`, `v6.7+p1,p4`).
+    pub fn edit(&self, drop: &[&'static Patch], add: &[&'static Patch]) -> Kernel {
+        let mut name = self.name.clone();
+        let names = |ps: &[&Patch]| ps.iter().map(|p| p.name).collect::<Vec<_>>().join(",");
+        let mut set: Vec<&'static Patch> = self
+            .patches
+            .iter()
+            .copied()
+            .filter(|p| !drop.iter().any(|d| d.name == p.name))
+            .collect();
+        if !drop.is_empty() {
+            name = format!("{name}-{}", names(drop));
+        }
+        let add: Vec<&'static Patch> = add
+            .iter()
+            .copied()
+            .filter(|p| !set.iter().any(|q| q.name == p.name))
+            .collect();
+        if !add.is_empty() {
+            name = format!("{name}+{}", names(&add));
+            set.extend(add);
+        }
+        Kernel::of(name, set)
+    }
+
+    /// The changes this kernel carries, one bit per [`Change`].
+    pub fn change_mask(&self) -> u64 {
+        self.changes
+    }
+
+    /// The changes whose gates were consulted since the last [`Kernel::reset_reached`].
+    pub fn reached(&self) -> u64 {
+        self.reached.load(Relaxed)
+    }
+
+    pub fn reset_reached(&self) {
+        self.reached.store(0, Relaxed);
     }
 
     pub fn name(&self) -> &str {
@@ -564,7 +640,12 @@ impl Kernel {
     /// Does this kernel carry the hunk that makes `c`?
     #[inline]
     pub fn has(&self, c: Change) -> bool {
-        self.changes & (1 << (c as u32)) != 0
+        let bit = 1 << (c as u32);
+        // A plain load first: the locked OR only the first time a gate is consulted.
+        if self.reached.load(Relaxed) & bit == 0 {
+            self.reached.fetch_or(bit, Relaxed);
+        }
+        self.changes & bit != 0
     }
 }
 

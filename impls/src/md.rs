@@ -250,7 +250,7 @@ fn unregister_sync_thread(k: &mut K, m: MdId) {
         return;
     }
     if k.mddevs[m].sync_thread.is_none() {
-        k.trace(|| "WARN_ON_ONCE(!mddev->sync_thread)".into());
+        k.warn_on("!mddev->sync_thread", "unregister_sync_thread");
         return;
     }
     md_reap_sync_thread(k, m);
@@ -573,8 +573,15 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
         // of the legs that need it.
         let legs = k.mddevs[m].rdevs.iter().filter(|r| r.is_spare());
         legs.map(|r| r.recovery_offset).min().unwrap_or(MAX_SECTOR)
-    } else if k.test_bit(m, MD_RECOVERY_REQUESTED) {
+    } else if k.test_bit(m, MD_RECOVERY_REQUESTED)
+        && !(k.k.has(Change::SyncActionResyncFirst) && k.mddevs[m].recovery_cp < MAX_SECTOR)
+    {
         k.mddevs[m].resync_min
+    } else if k.test_bit(m, MD_RECOVERY_REQUESTED) && k.mddevs[m].bitmap_loaded {
+        // b7ee30f0efd1 "md: fix sync_action incorrect display during resync": its
+        // md_sync_action (which md_do_sync asks) says resync, and md_sync_position starts a
+        // resync with a bitmap at 0: dm-raid's repair after a grow passes the whole array.
+        0
     } else {
         k.mddevs[m].recovery_cp.min(max)
     };
@@ -1517,6 +1524,7 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
         delta_disks: md.delta_disks,
         data_offset: md.geo.data_offset,
         new_data_offset: md.new_geo.data_offset,
+        sectors: md.rdev_sectors,
         reshape_position: pos,
         reshape_backwards: reshaping && md.reshape_backwards,
         recovery_cp: md.recovery_cp,
@@ -1599,6 +1607,7 @@ pub fn mddev_alloc(k: &mut K, name: String, members: usize, is_dm: bool) -> MdId
         reshape_ended_unfinished: false,
         dm_suspending: false,
         recovery_cp: MAX_SECTOR,
+        rdev_sectors: 0,
         resync_min: 0,
         resync_max: MAX_SECTOR,
         curr_resync: 0,
@@ -1638,6 +1647,17 @@ pub fn md_load_sb(k: &mut K, m: MdId, sb: &Superblock) {
     md.reshape_position = sb.reshape_position;
     md.reshape_backwards = sb.reshape_active() && sb.reshape_backwards;
     md.recovery_cp = sb.recovery_cp;
+    md.rdev_sectors = sb.sectors;
+}
+
+/// `md_finish_reshape()` (from the personality's end_reshape): each leg's data now starts at
+/// its new offset, and its usable size moves by the offset change (a backward reshape, whose
+/// offset grew by the reshape space, leaves the legs that much shorter).
+pub fn md_finish_reshape(k: &mut K, m: MdId, new_data_offset: u32) {
+    let md = &mut k.mddevs[m];
+    let old = md.geo.data_offset;
+    md.rdev_sectors = (md.rdev_sectors + old).saturating_sub(new_data_offset);
+    md.geo.data_offset = new_data_offset;
 }
 
 /// `md_set_array_sectors()`; also lowers the members' `smallest_array` (for the oracle).

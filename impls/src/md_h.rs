@@ -298,6 +298,10 @@ pub struct Superblock {
     /// here).
     pub data_offset: u32,
     pub new_data_offset: u32,
+    /// `sectors`: rdev->sectors as super_sync writes it (the same on every leg here). After a
+    /// backward reshape md_finish_reshape left it short of the table's per-leg size by the
+    /// reshape space, so the next ctr sees a grow.
+    pub sectors: u32,
     /// `reshape_position`; `SB_FLAG_RESHAPE_ACTIVE` is `!= MaxSector`.
     pub reshape_position: Sector,
     /// `SB_FLAG_RESHAPE_BACKWARDS`.
@@ -318,9 +322,9 @@ pub struct Superblock {
 }
 
 impl Superblock {
-    /// The superblock of an assembled array with geometry `geo`, in sync or needing its
-    /// initial resync.
-    pub fn new(geo: Geo, needs_resync: bool) -> Superblock {
+    /// The superblock of an assembled array with geometry `geo` and `sectors` per leg, in
+    /// sync or needing its initial resync.
+    pub fn new(geo: Geo, sectors: u32, needs_resync: bool) -> Superblock {
         Superblock {
             valid: true,
             events: 1,
@@ -332,6 +336,7 @@ impl Superblock {
             delta_disks: 0,
             data_offset: geo.data_offset,
             new_data_offset: geo.data_offset,
+            sectors,
             reshape_position: MAX_SECTOR,
             reshape_backwards: false,
             recovery_cp: if needs_resync { 0 } else { MAX_SECTOR },
@@ -443,6 +448,8 @@ pub struct Mddev {
     /// by raid_postsuspend.
     pub dm_suspending: bool,
     pub recovery_cp: Sector,
+    /// `rdev->sectors` of every leg (dm-raid keeps them equal).
+    pub rdev_sectors: u32,
     pub resync_min: Sector,
     pub resync_max: Sector,
     pub curr_resync: Sector,

@@ -315,9 +315,9 @@ fn end_reshape(k: &mut K, m: MdId) {
         return;
     }
     let c = conf(k, m).clone();
+    crate::md::md_finish_reshape(k, m, c.geo.data_offset);
     let md = &mut k.mddevs[m];
     md.geo.raid_disks = c.geo.raid_disks;
-    md.geo.data_offset = c.geo.data_offset;
     md.reshape_position = MAX_SECTOR;
     md.reshape_ended_unfinished = true;
     let cf = conf_mut(k, m);

@@ -101,6 +101,7 @@ pub struct Bio {
 
 /// The lifecycle invariants the model checks (a broken one is the token of its verdict).
 pub const INVARIANTS: &[&str] = &[
+    "kernel-warning",
     "reap-without-reconfig-mutex",
     "sync-thread-after-postsuspend",
     "sync-thread-at-stop",
@@ -274,6 +275,7 @@ impl DerefMut for K<'_> {
 
 impl World {
     pub fn new(k: Kernel, tracing: bool) -> World {
+        k.reset_reached();
         let mut w = World {
             k,
             tasks: Vec::new(),
@@ -345,6 +347,12 @@ impl World {
             sleep: None,
         });
         self.tasks.len() - 1
+    }
+
+    /// A `WARN_ON` / `WARN_ON_ONCE` of the kernel fires: a state its authors assert cannot
+    /// happen (a WARNING splat in dmesg; `panic_on_warn` makes it a crash).
+    pub fn warn_on(&mut self, cond: &str, func: &str) {
+        self.violation("kernel-warning", format!("WARN_ON_ONCE({cond}) in {func}"));
     }
 
     pub fn violation(&mut self, rule: &'static str, detail: String) {

@@ -27,7 +27,7 @@ fn world(kernel: &str, resync: bool) -> Arc<Sys> {
     };
     w.members.push(Members {
         name: "lv".into(),
-        sb: Superblock::new(geo, resync),
+        sb: Superblock::new(geo, 2, resync),
         dev_data: 2,
         dev_blocks: 4,
         disks: vec![vec![0; 4]; 4],

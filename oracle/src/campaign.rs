@@ -86,6 +86,7 @@ fn run_ok(s: &Scenario, k: &Kernel) -> Result<Outcome, Box<Failure>> {
                 op_results: Vec::new(),
                 op_actions: Vec::new(),
                 op_order: Vec::new(),
+                gates_reached: 0,
             },
             signature: format!("{} model-panic", k.name()),
             why: format!("the model panicked: {e}"),

@@ -3,6 +3,7 @@
 
 pub mod campaign;
 pub mod conform;
+pub mod gates;
 pub mod gen;
 pub mod lvm;
 pub mod runner;

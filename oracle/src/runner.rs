@@ -342,7 +342,7 @@ fn setup(cx: &Cx, s: &Scenario) -> Result<(), String> {
         }
         k.members.push(Members {
             name: a.name.clone(),
-            sb: Superblock::new(geo, a.state == InitState::Resync),
+            sb: Superblock::new(geo, a.dev, a.state == InitState::Resync),
             dev_data: a.dev,
             dev_blocks,
             disks,
@@ -542,6 +542,7 @@ fn corruption_token(
 fn judge(w: &mut World, hang: Option<String>) -> Outcome {
     let trace = w.trace.take().unwrap_or_default();
     let (steps, ticks) = (w.steps, w.ticks);
+    let gates_reached = w.k.reached();
     let blocked = blocked_report(w);
     let violations = w.violations.clone();
     let findings = w.findings.clone();
@@ -570,6 +571,7 @@ fn judge(w: &mut World, hang: Option<String>) -> Outcome {
         op_results: op_results.clone(),
         op_actions: op_actions.clone(),
         op_order: op_order.clone(),
+        gates_reached,
     };
     if let Some(e) = u.data_errors.first().cloned() {
         let token = corruption_token(&thread_instances, &e, &findings, &violations);

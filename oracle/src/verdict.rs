@@ -27,6 +27,9 @@ pub struct Outcome {
     pub op_actions: Vec<String>,
     /// Each op's place in the order the ops returned (None: it never returned).
     pub op_order: Vec<Option<u32>>,
+    /// The kernel changes whose gates this run consulted (`Kernel::reached`).
+    #[serde(skip)]
+    pub gates_reached: u64,
 }
 
 impl Outcome {

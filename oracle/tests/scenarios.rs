@@ -303,3 +303,58 @@ fn a_write_to_a_clean_array_waits_for_the_dirty_superblock() {
     let first_ok = at("< write lv ahead 4: ok", 0).unwrap();
     assert!(at("superblock written", first_ok).unwrap() < dirty[0]);
 }
+
+/// md_finish_reshape leaves the legs short of the table's size by the reshape space after a
+/// backward reshape (a stripe-size change with fresh space at the end), so the first table
+/// swapped in afterwards sees a grow and repairs the grown part (dm-raid's RT_FLAG_RS_GROW:
+/// recovery_cp, then MD_RECOVERY_REQUESTED at preresume). Real 6.12 and 7.3 show `repair`
+/// there. Since b7ee30f0efd1 the pass covers the whole array; before it, it starts at
+/// resync_min, the end. After a forward reshape (adding a stripe) there is no grow, and a
+/// second add works (raid_preresume resets every leg to the table's size first).
+#[test]
+fn the_first_swap_after_a_backward_reshape_repairs_the_grown_part() {
+    let backward = text::parse(
+        "array lv dm raid5_ls disks=4 chunk=2 dev=32\nlvm: lvchange -ay lv\n\
+         lvm: lvconvert --stripesize 4 lv\nlvm: wait_for_sync lv\nlvm: dmsetup reload lv\n\
+         lvm: dmsetup suspend lv\nlvm: dmsetup resume lv\nlvm: wait_for_sync lv\nlvm: fsck lv\n",
+    )
+    .unwrap();
+    let traced = RunOptions {
+        trace: true,
+        ..RunOptions::default()
+    };
+    let requested = |o: &md_oracle::Outcome| {
+        o.trace
+            .iter()
+            .any(|l| l.contains("REQUESTED") && l.ends_with("(raid_preresume)"))
+    };
+    let mut steps = Vec::new();
+    for k in ["v6.9", "v7.3-b7ee30f0efd1", "v7.3"] {
+        let o = run(&backward, &Kernel::parse(k).unwrap(), &traced).unwrap();
+        assert_eq!(o.verdict, VerdictKind::Pass, "{k}: {}", o.detail);
+        assert!(requested(&o), "{k}: no repair requested after the grow");
+        assert!(
+            o.trace.iter().any(|l| l.contains("24 in the superblocks")),
+            "{k}: the legs were not left short by the reshape space"
+        );
+        steps.push(o.steps);
+    }
+    // The full pass of v7.3 (b7ee30f0efd1) against the empty one without it.
+    assert!(steps[2] > steps[1] + 16, "steps {steps:?}");
+    let forward = text::parse(
+        "array lv dm raid5_ls disks=4 chunk=2 dev=32\nlvm: lvchange -ay lv\n\
+         lvm: lvconvert --stripes 4 lv\nlvm: wait_for_sync lv\nlvm: lvconvert --stripes 5 lv\n\
+         lvm: wait_for_sync lv\nlvm: fsck lv\n",
+    )
+    .unwrap();
+    for k in ["v6.9", "v7.3"] {
+        let o = run(&forward, &Kernel::parse(k).unwrap(), &traced).unwrap();
+        assert_eq!(o.short(), "pass", "{k}: {}", o.detail);
+        assert!(
+            o.op_results.iter().all(|r| r == "ok"),
+            "{k}: {:?}",
+            o.op_results
+        );
+        assert!(!requested(&o), "{k}: a repair after a forward reshape");
+    }
+}
