@@ -937,16 +937,12 @@ pub fn raid_resume(k: &mut K, m: MdId) {
     if k.k.has(Change::MergedReallyFrozen) {
         // 16c4770c75b1: a suspended instance is frozen with no sync thread.
         if !k.test_bit(m, MD_RECOVERY_FROZEN) {
-            k.warn_on(
-                "!test_bit(MD_RECOVERY_FROZEN, &mddev->recovery)",
-                "raid_resume",
-            );
+            let cond = "!test_bit(MD_RECOVERY_FROZEN, &mddev->recovery)";
+            k.warn_on("warn-resume-not-frozen", cond, "raid_resume");
         }
         if k.test_bit(m, MD_RECOVERY_RUNNING) {
-            k.warn_on(
-                "test_bit(MD_RECOVERY_RUNNING, &mddev->recovery)",
-                "raid_resume",
-            );
+            let cond = "test_bit(MD_RECOVERY_RUNNING, &mddev->recovery)";
+            k.warn_on("warn-resume-running", cond, "raid_resume");
         }
     }
     if k.k.has(Change::WaitReshapeRequeues) {

@@ -250,7 +250,11 @@ fn unregister_sync_thread(k: &mut K, m: MdId) {
         return;
     }
     if k.mddevs[m].sync_thread.is_none() {
-        k.warn_on("!mddev->sync_thread", "unregister_sync_thread");
+        k.warn_on(
+            "warn-unregister-no-thread",
+            "!mddev->sync_thread",
+            "unregister_sync_thread",
+        );
         return;
     }
     md_reap_sync_thread(k, m);

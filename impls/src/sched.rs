@@ -101,7 +101,9 @@ pub struct Bio {
 
 /// The lifecycle invariants the model checks (a broken one is the token of its verdict).
 pub const INVARIANTS: &[&str] = &[
-    "kernel-warning",
+    "warn-resume-not-frozen",
+    "warn-resume-running",
+    "warn-unregister-no-thread",
     "reap-without-reconfig-mutex",
     "sync-thread-after-postsuspend",
     "sync-thread-at-stop",
@@ -350,9 +352,10 @@ impl World {
     }
 
     /// A `WARN_ON` / `WARN_ON_ONCE` of the kernel fires: a state its authors assert cannot
-    /// happen (a WARNING splat in dmesg; `panic_on_warn` makes it a crash).
-    pub fn warn_on(&mut self, cond: &str, func: &str) {
-        self.violation("kernel-warning", format!("WARN_ON_ONCE({cond}) in {func}"));
+    /// happen (a WARNING splat in dmesg; `panic_on_warn` makes it a crash). Each WARN site
+    /// has its own rule (`warn-*`), so one WARN cannot stand for another.
+    pub fn warn_on(&mut self, rule: &'static str, cond: &str, func: &str) {
+        self.violation(rule, format!("WARN_ON_ONCE({cond}) in {func}"));
     }
 
     pub fn violation(&mut self, rule: &'static str, detail: String) {

@@ -41,6 +41,7 @@ pub const KNOWN_FINDINGS: &[&str] = &[
     "sb-before-finish-reshape",
     "orphaned-reshape",
     "sync-mutex-abba",
+    "warn-resume-running",
 ];
 
 pub fn is_known(o: &Outcome) -> bool {
