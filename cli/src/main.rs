@@ -41,6 +41,10 @@ enum Cmd {
         /// One JSON object per (scenario, kernel) line instead of the table.
         #[arg(long)]
         json: bool,
+        /// Draw the run as a timeline (one scenario, one kernel): OUT.svg, or OUT.html (the
+        /// same picture in a page).
+        #[arg(long, value_name = "OUT")]
+        timeline: Option<PathBuf>,
     },
     /// An in-process fuzz campaign: generated scenarios and schedules, checked by a property;
     /// each new failure is minimized and saved as a commented scenario.
@@ -124,8 +128,15 @@ fn main() -> ExitCode {
         Cmd::Replay {
             paths,
             kernels,
+            timeline: Some(out),
+            ..
+        } => timeline(&paths, &kernels, &out),
+        Cmd::Replay {
+            paths,
+            kernels,
             trace,
             json,
+            timeline: None,
         } => replay(&paths, &kernels, trace, json),
         Cmd::Search {
             file,
@@ -360,6 +371,61 @@ fn replay(
         println!("replay: {passed} passed, {failed} failed");
     }
     Ok(all_ok)
+}
+
+/// `replay FILE -k KERNEL --timeline OUT`: one traced run, drawn.
+fn timeline(paths: &[PathBuf], kernels: &[String], out: &Path) -> Result<bool, BadInput> {
+    let files = scenario_files(paths)?;
+    let (file, kernel) = match (files.as_slice(), kernels) {
+        ([f], [k]) => (f, parse_kernel(k)?),
+        _ => {
+            return Err(bad(anyhow!(
+                "--timeline: expected one scenario file and one -k KERNEL, found {} file(s) and {} kernel(s)",
+                files.len(),
+                kernels.len()
+            )))
+        }
+    };
+    let html = match out.extension().and_then(|e| e.to_str()) {
+        Some("svg") => false,
+        Some("html") => true,
+        _ => {
+            return Err(bad(anyhow!(
+                "--timeline {}: expected a file name ending in .svg or .html",
+                out.display()
+            )))
+        }
+    };
+    let s = load(file)?;
+    let opts = RunOptions {
+        trace: true,
+        ..RunOptions::default()
+    };
+    let o = run(&s, &kernel, &opts).map_err(|e| bad(anyhow!("model error: {e}")))?;
+    let t = md_oracle::timeline::Timeline::from_trace(&o.trace, &o.short());
+    let picture = t.svg();
+    let body = if html {
+        format!(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{} under {}</title></head>\n<body>\n{picture}\n</body></html>\n",
+            file.display(),
+            kernel.name()
+        )
+    } else {
+        picture
+    };
+    std::fs::write(out, body)
+        .with_context(|| format!("{}: cannot write", out.display()))
+        .map_err(bad)?;
+    eprintln!(
+        "{} under {}: {} ({} lanes, {} steps) -> {}",
+        file.display(),
+        kernel.name(),
+        o.short(),
+        t.lanes.len(),
+        t.end,
+        out.display()
+    );
+    Ok(true)
 }
 
 fn search(

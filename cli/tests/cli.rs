@@ -113,6 +113,47 @@ fn bad_inputs_exit_2_with_one_short_line() {
             ],
             "unknown token `H9` for `hang`",
         ),
+        (
+            vec![
+                "replay".into(),
+                tmp(
+                    "tl.scn",
+                    "array lv dm raid5_ls disks=4 chunk=2 dev=16\nlvm: lvchange -ay lv\n",
+                ),
+                "--timeline".into(),
+                "/tmp/x.svg".into(),
+            ],
+            "--timeline: expected one scenario file and one -k KERNEL, found 1 file(s) and 0",
+        ),
+        (
+            vec![
+                "replay".into(),
+                tmp(
+                    "tl2.scn",
+                    "array lv dm raid5_ls disks=4 chunk=2 dev=16\nlvm: lvchange -ay lv\n",
+                ),
+                "-k".into(),
+                "v6.9".into(),
+                "--timeline".into(),
+                "/tmp/x.png".into(),
+            ],
+            "expected a file name ending in .svg or .html",
+        ),
+        (
+            vec![
+                "attribute".into(),
+                "corpus".into(),
+                "-k".into(),
+                "v6.9".into(),
+                "--max-set".into(),
+                "9".into(),
+            ],
+            "--max-set: expected 1 to 4 gates",
+        ),
+        (
+            vec!["revert-matrix".into(), "--execs".into(), "0".into()],
+            "--execs: expected 1 to 1000000",
+        ),
     ];
     for (args, want) in cases {
         let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();

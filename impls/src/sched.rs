@@ -445,10 +445,22 @@ impl<'a> K<'a> {
 
     /// `wait_event(wq, cond)`: sleep on `wq` until `cond` holds. No timeout.
     pub fn sleep(&mut self, wq: Wq, what: &str, cond: impl Fn(&World) -> bool) {
+        let mut slept = false;
         loop {
             self.check_abort();
             if cond(self) {
+                if slept {
+                    // For timelines (oracle/src/timeline.rs): the end of a blocked span.
+                    self.trace(|| "zz woke".into());
+                }
                 return;
+            }
+            if !slept {
+                slept = true;
+                if self.trace.is_some() {
+                    let q = self.wq_names[wq.0].clone();
+                    self.trace(|| format!("zz sleeps: {what} [{q}]"));
+                }
             }
             let task = self.cx.task;
             let stack = self.cx.stack();

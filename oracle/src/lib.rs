@@ -10,6 +10,7 @@ pub mod runner;
 pub mod scenario;
 pub mod shadow;
 pub mod text;
+pub mod timeline;
 pub mod verdict;
 
 pub use runner::{run, RunOptions, Tail};
