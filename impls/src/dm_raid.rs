@@ -15,7 +15,6 @@ pub const RT_FLAG_RS_BITMAP_LOADED: u32 = 2;
 pub const RT_FLAG_UPDATE_SBS: u32 = 3;
 pub const RT_FLAG_RESHAPE_RS: u32 = 4;
 pub const RT_FLAG_RS_SUSPENDED: u32 = 5;
-pub const RT_FLAG_RS_GROW: u32 = 8;
 /// Added by 41425f96d7aa.
 pub const RT_FLAG_RS_FROZEN: u32 = 9;
 
@@ -224,7 +223,7 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
         .max(t.data_offset.unwrap_or(0));
     let sized = !first_use && dev_data != sb.sectors;
     let resize = sized && dev_data != sb.sectors.saturating_sub(reshape_sectors);
-    let mut grow = sized && dev_data > sb.sectors.saturating_sub(reshape_sectors);
+    let grow = sized && dev_data > sb.sectors.saturating_sub(reshape_sectors);
     // rs_is_recovering() (recovery_cp short of dev_sectors), checked before rs_is_reshaping().
     let recovering = !t.nosync && sb.recovery_cp < raid5::geo_size(&sb.cur_geo(), dev_data);
     if sized {
@@ -315,7 +314,12 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
         // set up at the superblocks' size, recovering the grown part (from recovery_cp if
         // that is lower); otherwise the legs take the table's size.
         let size_check = |grow: bool, recovery_cp: &mut Sector| {
-            if grow && t.rebuild == 0 {
+            if t.rebuild != 0 {
+                // No rs_set_dev_and_array_sectors: the legs keep the superblocks' size.
+                return sb.sectors;
+            }
+            if grow && !t.nosync {
+                // rs_setup_recovery(): MaxSector under nosync.
                 *recovery_cp = (*recovery_cp).min(raid5::geo_size(&cur, dev_data));
             }
             dev_data
@@ -332,8 +336,8 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
             // layout, set above); recovery disabled below.
             set_cur(&cur, &mut new);
         } else if t.delta_disks != 0 || t.layout != cur.layout || t.chunk != cur.chunk {
-            // "Only request grow on raid set size extensions, not on reshapes."
-            grow = false;
+            // "Only request grow on raid set size extensions, not on reshapes" (no size_check
+            // on this branch).
             // rs_reshape_requested(): set up only with out-of-place reshape space
             // (_get_reshape_sectors(): |data_offset - new_data_offset| or the table's).
             let reshape_sectors = cur
@@ -446,9 +450,6 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     if first_use {
         // rs_set_dev_and_array_sectors(ti->len): every leg the table's size.
         k.mddevs[m].rdev_sectors = dev_data;
-    }
-    if grow && t.rebuild == 0 {
-        flags |= 1 << RT_FLAG_RS_GROW;
     }
     k.raid_sets[m] = Some(RaidSet {
         dev: d,
@@ -752,7 +753,6 @@ fn rs_update_sbs(k: &mut K, m: MdId) {
 /// `rs_setup_reshape()`: delta_disks, direction and sizes of the requested reshape.
 fn rs_setup_reshape(k: &mut K, m: MdId) {
     let delta = k.raid_sets[m].as_ref().map_or(0, |rs| rs.delta_disks);
-    let dev_data = k.members[k.mddevs[m].members].dev_data;
     let md = &mut k.mddevs[m];
     md.delta_disks = delta;
     if delta != 0 && md.new_geo.layout != md.geo.layout {
@@ -765,10 +765,7 @@ fn rs_setup_reshape(k: &mut K, m: MdId) {
         _ => md.new_geo.data_offset != 0,
     };
     // "Adjust device size for forward reshape because md_finish_reshape() reduces it."
-    // (Removing disks first sets every leg to the table's size: rs_set_dev_and_array_sectors.)
-    if md.delta_disks < 0 {
-        md.rdev_sectors = dev_data;
-    }
+    // (raid_preresume set every leg to the table's size just before.)
     if !md.reshape_backwards {
         let space = md.geo.data_offset.abs_diff(md.new_geo.data_offset);
         md.rdev_sectors += space;
@@ -915,6 +912,14 @@ pub fn raid_preresume(k: &mut K, m: MdId) -> Result<(), Errno> {
     Ok(())
 }
 
+/// raid_resume's `WARN_ON_ONCE(!test_bit(MD_RECOVERY_FROZEN, &mddev->recovery))`.
+fn resume_warn_not_frozen(k: &mut K, m: MdId) {
+    if !k.test_bit(m, MD_RECOVERY_FROZEN) {
+        let cond = "!test_bit(MD_RECOVERY_FROZEN, &mddev->recovery)";
+        k.warn_on("warn-resume-not-frozen", cond, "raid_resume");
+    }
+}
+
 /// `raid_resume()`.
 pub fn raid_resume(k: &mut K, m: MdId) {
     enter!(k, "raid_resume");
@@ -934,12 +939,13 @@ pub fn raid_resume(k: &mut K, m: MdId) {
         return;
     }
     md::stale_position_check(k, m);
-    if k.k.has(Change::MergedReallyFrozen) {
+    // 3199a34bfaf7 "dm-raid: Fix WARN_ON_ONCE check for sync_thread in raid_resume": the
+    // checks move under reconfig_mutex and test the thread, not MD_RECOVERY_RUNNING (which
+    // md_check_recovery sets before md_start_sync registers anything).
+    let under_lock = k.k.has(Change::ResumeWarnsOnSyncThread);
+    if k.k.has(Change::MergedReallyFrozen) && !under_lock {
         // 16c4770c75b1: a suspended instance is frozen with no sync thread.
-        if !k.test_bit(m, MD_RECOVERY_FROZEN) {
-            let cond = "!test_bit(MD_RECOVERY_FROZEN, &mddev->recovery)";
-            k.warn_on("warn-resume-not-frozen", cond, "raid_resume");
-        }
+        resume_warn_not_frozen(k, m);
         if k.test_bit(m, MD_RECOVERY_RUNNING) {
             let cond = "test_bit(MD_RECOVERY_RUNNING, &mddev->recovery)";
             k.warn_on("warn-resume-running", cond, "raid_resume");
@@ -949,6 +955,13 @@ pub fn raid_resume(k: &mut K, m: MdId) {
         rs_clear(k, m, RT_FLAG_RS_FROZEN);
     }
     md::mddev_lock(k, m);
+    if k.k.has(Change::MergedReallyFrozen) && under_lock {
+        resume_warn_not_frozen(k, m);
+        if k.mddevs[m].sync_thread.is_some() {
+            let cond = "rcu_dereference_protected(mddev->sync_thread, ...)";
+            k.warn_on("warn-resume-sync-thread", cond, "raid_resume");
+        }
+    }
     if !really_frozen(k) {
         k.clear_bit(m, MD_RECOVERY_FROZEN);
     }

@@ -78,6 +78,10 @@ pub enum Change {
     /// resync_offset < MaxSector, so md_do_sync starts such a requested sync where a resync
     /// starts (0 with a bitmap), not at resync_min.
     SyncActionResyncFirst,
+    /// 3199a34bfaf7 "dm-raid: Fix WARN_ON_ONCE check for sync_thread in raid_resume" (v6.11,
+    /// Benjamin Marzinski, after lvm2's lvconvert-raid-takeover.sh hit the WARN): raid_resume
+    /// warns on a registered sync thread, under reconfig_mutex, not on MD_RECOVERY_RUNNING.
+    ResumeWarnsOnSyncThread,
     /// Candidate fix f1 for the finding stale-ctr-position (this project, not upstream):
     /// raid_preresume re-reads the superblock of an instance whose ctr found a reshape in
     /// progress and adopts the position the previous instance checkpointed at its
@@ -331,6 +335,13 @@ pub const PATCHES: &[Patch] = &[
         note: "",
     },
     // --- after v6.9, up to 7.3.4 (Debian's linux-source-7.3 against linux-source-6.12) ---
+    Patch {
+        name: "3199a34bfaf7",
+        title: "dm-raid: Fix WARN_ON_ONCE check for sync_thread in raid_resume",
+        series: S::Later("v6.11"),
+        changes: &[C::ResumeWarnsOnSyncThread],
+        note: "",
+    },
     Patch {
         name: "b7ee30f0efd1",
         title: "md: fix sync_action incorrect display during resync",

@@ -251,9 +251,9 @@ fn unregister_sync_thread(k: &mut K, m: MdId) {
     }
     if k.mddevs[m].sync_thread.is_none() {
         k.warn_on(
-            "warn-unregister-no-thread",
+            "warn-done-without-thread",
             "!mddev->sync_thread",
-            "unregister_sync_thread",
+            "md_check_recovery / unregister_sync_thread",
         );
         return;
     }
@@ -323,19 +323,10 @@ pub fn md_check_recovery(k: &mut K, m: MdId) {
         md_update_sb(k, m, false);
     }
     if k.test_bit(m, MD_RECOVERY_RUNNING) {
-        if k.k.has(Change::CheckRecoveryReapsReadOnly) {
-            // 55a48ad2db64 / v2 p2: the same helper serves both branches
-            unregister_sync_thread(k, m);
-        } else if !k.test_bit(m, MD_RECOVERY_DONE) {
-            // resync/recovery still happening
-            k.clear_bit(m, MD_RECOVERY_NEEDED);
-        } else if k.mddevs[m].sync_thread.is_none() {
-            k.trace(|| {
-                "WARN_ON_ONCE(!mddev->sync_thread): DONE without a thread, not reaped".into()
-            });
-        } else {
-            md_reap_sync_thread(k, m);
-        }
+        // v6.7 has these lines inline (DONE clear: clear NEEDED; WARN_ON_ONCE without a
+        // thread; else reap); 55a48ad2db64 / v2 p2 moved them into unregister_sync_thread
+        // unchanged, to share them with the read-only branch.
+        unregister_sync_thread(k, m);
         check_recovery_unlock(k, m);
         return;
     }

@@ -103,7 +103,8 @@ pub struct Bio {
 pub const INVARIANTS: &[&str] = &[
     "warn-resume-not-frozen",
     "warn-resume-running",
-    "warn-unregister-no-thread",
+    "warn-resume-sync-thread",
+    "warn-done-without-thread",
     "reap-without-reconfig-mutex",
     "sync-thread-after-postsuspend",
     "sync-thread-at-stop",

@@ -48,12 +48,13 @@ impl Real {
             Real::V7_3 => "7.3",
         }
     }
-    /// The model kernel whose lifecycle the real one has: 6.12 carries the v6.9 rework (and,
-    /// in Debian's 6.12.118, the stable backport of b7ee30f0efd1), 7.3 the later changes of
-    /// v7.3; 6.1 predates the v6.7 rework the model starts from, so it is a reference only.
+    /// The model kernel whose lifecycle the real one has: 6.12 carries the v6.9 rework, plus
+    /// 3199a34bfaf7 (v6.11) and, in Debian's 6.12.118, the stable backport of b7ee30f0efd1;
+    /// 7.3 the later changes of v7.3; 6.1 predates the v6.7 rework the model starts from, so
+    /// it is a reference only.
     pub fn model(self) -> Option<&'static str> {
         match self {
-            Real::V6_12 => Some("v6.9+b7ee30f0efd1"),
+            Real::V6_12 => Some("v6.9+3199a34bfaf7,b7ee30f0efd1"),
             Real::V6_1 => None,
             Real::V7_3 => Some("v7.3"),
         }

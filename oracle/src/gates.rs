@@ -172,7 +172,7 @@ fn changes(refs: &[Reference], k: &Kernel, edited: &Kernel, jobs: usize) -> Resu
 
 /// The revert matrix of `k`: each gate removed alone, against `corpus` (named scenarios) and
 /// `campaign` generated scenarios (seeded: the same matrix on every machine); then, for the
-/// gates nothing detected, the pairs that hide each other in the corpus.
+/// gates no corpus scenario notices alone, the gates that cover them in the corpus.
 pub fn revert_matrix(
     k: &Kernel,
     corpus: Vec<(String, Scenario)>,
@@ -194,11 +194,14 @@ pub fn revert_matrix(
     progress(&format!("reference runs under {}", k.name()));
     let generated = references(generated, k, jobs)?;
     let mut rows = Vec::new();
+    // Which corpus scenarios (by index: names repeat across folders) each removal changes.
+    let mut changed_alone: Vec<Vec<usize>> = Vec::new();
     for p in gates(k) {
         progress(&format!("{} without {}", k.name(), p.name));
         let edited = k.edit(&[p], &[]);
         let c = changes(&corpus, k, &edited, jobs)?;
         let g = changes(&generated, k, &edited, jobs)?;
+        changed_alone.push(c.changed.iter().map(|(_, i)| *i).collect());
         rows.push(Row {
             patch: p,
             corpus_reached: c.reached,
@@ -219,22 +222,18 @@ pub fn revert_matrix(
     }
     // Pairs: a gate no corpus verdict notices alone may be covered by another: some verdict
     // changes without both, and changes neither without the one nor without the other.
+    // (A gate no corpus run reaches cannot be covered in the corpus either.)
     let quiet: Vec<usize> = (0..rows.len())
-        .filter(|&i| rows[i].corpus_changes.is_empty())
+        .filter(|&i| rows[i].corpus_changes.is_empty() && rows[i].corpus_reached > 0)
         .collect();
     for &i in &quiet {
         for j in (0..rows.len()).filter(|&j| j != i) {
             let (p, q) = (rows[i].patch, rows[j].patch);
             progress(&format!("{} without {} and {}", k.name(), p.name, q.name));
-            let alone: Vec<&str> = rows[j]
-                .corpus_changes
-                .iter()
-                .map(|c| c.scenario.as_str())
-                .collect();
             let both = changes(&corpus, k, &k.edit(&[p, q], &[]), jobs)?.changed;
             if let Some((c, _)) = both
                 .into_iter()
-                .find(|(c, _)| !alone.contains(&c.scenario.as_str()))
+                .find(|(_, ix)| !changed_alone[j].contains(ix))
             {
                 rows[i].hidden_by.push((q, c));
             }

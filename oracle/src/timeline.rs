@@ -68,9 +68,13 @@ impl Timeline {
             ..Timeline::default()
         };
         for l in trace {
-            let Some((step, task, msg)) = parse_line(l) else {
+            // Broken invariants are logged without a step or task: an alarm on the lane of
+            // the oracle at the last step seen.
+            let alarm = l.strip_prefix("!! ").map(|m| (t.end, "oracle", m));
+            let Some((step, task, msg)) = alarm.or_else(|| parse_line(l)) else {
                 continue;
             };
+            let msg = if alarm.is_some() { l.as_str() } else { msg };
             t.end = t.end.max(step);
             let lane = match t.lanes.iter().position(|(n, _)| n == task) {
                 Some(i) => i,
@@ -95,12 +99,15 @@ impl Timeline {
                     },
                 });
             } else if let Some(done) = msg.strip_prefix("< ") {
-                let result = done.rsplit_once(": ").map_or("", |(_, r)| r).to_string();
                 if let Some(s) = close(spans, step, |m| matches!(m, Mark::Op { .. })) {
-                    if let Mark::Op { result: r, .. } = &mut s.mark {
-                        *r = Some(result);
+                    if let Mark::Op { text, result } = &mut s.mark {
+                        // `< OP: RESULT`, where RESULT may hold ": " itself.
+                        let r = done.strip_prefix(text.as_str()).unwrap_or(done);
+                        *result = Some(r.trim_start_matches(": ").to_string());
                     }
                 }
+            } else if msg.starts_with("!! ") || msg.starts_with("model finding") {
+                spans.push(point(Mark::Alarm(msg.to_string())));
             } else if let Some(what) = msg.strip_prefix("zz sleeps: ") {
                 spans.push(Span {
                     from: step,
@@ -123,8 +130,6 @@ impl Timeline {
                 || msg.ends_with("(noflush)")
             {
                 spans.push(point(Mark::Suspend(msg.to_string())));
-            } else if msg.starts_with("!! ") || msg.starts_with("model finding") {
-                spans.push(point(Mark::Alarm(msg.to_string())));
             }
         }
         // Spans still open at the end (blocked forever, an op that never returned) run to

@@ -358,3 +358,61 @@ fn the_first_swap_after_a_backward_reshape_repairs_the_grown_part() {
         assert!(!requested(&o), "{k}: a repair after a forward reshape");
     }
 }
+
+/// raid_ctr refuses a table as the kernel does (-EINVAL: sizes, a takeover lvm cannot do,
+/// legs that do not match the superblocks) and takes the legal ones; each case is a raw
+/// `dmsetup load` against an active LV, so the refusal is the op's result.
+#[test]
+fn raid_ctr_refuses_the_tables_the_kernel_refuses() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("raid5_ls disks=4", "raid5_ls legs=4 chunk=2", "ok"),
+        // 32 blocks per member: the chunk must divide them; data plus offset must fit.
+        ("raid5_ls disks=4", "raid5_ls legs=4 chunk=3", "EINVAL"),
+        (
+            "raid5_ls disks=4",
+            "raid5_ls legs=4 chunk=2 data_offset=16",
+            "EINVAL",
+        ),
+        // Fewer legs than the superblocks without delta_disks; a stripe removal to one leg.
+        ("raid5_ls disks=4", "raid5_ls legs=3 chunk=2", "EINVAL"),
+        (
+            "raid5_ls disks=4",
+            "raid5_ls legs=4 chunk=2 delta_disks=-3 data_offset=8",
+            "EINVAL",
+        ),
+        // raid5 -> raid6_*_6 takes exactly one more leg, flagged for rebuild, no delta_disks.
+        (
+            "raid5_ls disks=4",
+            "raid6_ls_6 legs=5 chunk=2 rebuild=4",
+            "ok",
+        ),
+        ("raid5_ls disks=4", "raid6_ls_6 legs=5 chunk=2", "EINVAL"),
+        (
+            "raid5_ls disks=4",
+            "raid6_ls_6 legs=6 chunk=2 rebuild=4",
+            "EINVAL",
+        ),
+        (
+            "raid5_ls disks=4",
+            "raid6_ls_6 legs=5 chunk=2 rebuild=4 delta_disks=1",
+            "EINVAL",
+        ),
+        // raid6_*_6 -> raid5_* drops exactly the Q leg.
+        ("raid6_ls_6 disks=5", "raid5_ls legs=4 chunk=2", "ok"),
+        ("raid6_ls_6 disks=5", "raid5_ls legs=3 chunk=2", "EINVAL"),
+    ];
+    let k = Kernel::parse("v6.9").unwrap();
+    for (array, table, want) in cases {
+        let s = text::parse(&format!(
+            "array lv dm {array} chunk=2 dev=32\nlvm: lvchange -ay lv\nlvm: dmsetup load lv {table}\n"
+        ))
+        .unwrap_or_else(|e| panic!("{array} / {table}: {e}"));
+        let o = run(&s, &k, &RunOptions::default()).unwrap();
+        assert_eq!(o.op_results[0], "ok", "{array}: activation: {}", o.detail);
+        assert_eq!(
+            o.op_results[1], *want,
+            "{array} / load {table}: {}",
+            o.detail
+        );
+    }
+}
