@@ -392,6 +392,12 @@ fn raid_ctr_refuses_the_tables_the_kernel_refuses() {
             "raid6_ls_6 legs=6 chunk=2 rebuild=4",
             "EINVAL",
         ),
+        // Two more legs, both flagged: still not the one Q leg a takeover adds.
+        (
+            "raid5_ls disks=4",
+            "raid6_ls_6 legs=6 chunk=2 rebuild=4 rebuild=5",
+            "EINVAL",
+        ),
         (
             "raid5_ls disks=4",
             "raid6_ls_6 legs=5 chunk=2 rebuild=4 delta_disks=1",
