@@ -951,7 +951,7 @@ pub fn raid_resume(k: &mut K, m: MdId) {
             k.warn_on("warn-resume-running", cond, "raid_resume");
         }
     }
-    if k.k.has(Change::WaitReshapeRequeues) {
+    if k.k.has(Change::WaitReshapeRequeues) && !under_lock {
         rs_clear(k, m, RT_FLAG_RS_FROZEN);
     }
     md::mddev_lock(k, m);
@@ -961,6 +961,11 @@ pub fn raid_resume(k: &mut K, m: MdId) {
             let cond = "rcu_dereference_protected(mddev->sync_thread, ...)";
             k.warn_on("warn-resume-sync-thread", cond, "raid_resume");
         }
+    }
+    if k.k.has(Change::WaitReshapeRequeues) && under_lock {
+        // 3199a34bfaf7 also moved this below the lock: raid_message keeps refusing until
+        // the checks are done.
+        rs_clear(k, m, RT_FLAG_RS_FROZEN);
     }
     if !really_frozen(k) {
         k.clear_bit(m, MD_RECOVERY_FROZEN);
