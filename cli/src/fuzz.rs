@@ -38,7 +38,31 @@ struct Stats {
     execs: u64,
     runs: u64,
     verdicts: BTreeMap<String, u64>,
+    /// With `--reference`: per kernel (the checked ones and the reference), verdict counts.
+    by_kernel: BTreeMap<String, BTreeMap<String, u64>>,
     failures: BTreeMap<String, (Scenario, Failure)>,
+}
+
+/// The key of the reference kernel's counts (apart from a checked kernel of the same name).
+const REFERENCE: &str = " reference";
+
+/// A verdict whose count under `kernel` jumped against the reference's on the same
+/// scenarios: more than twice as many, and more than three standard deviations (Poisson)
+/// above it. Known findings too: a regression that ends the same way as a known finding
+/// shows as a jump in its rate even where the filter hides each single run.
+pub fn rate_jumps(
+    kernel: &BTreeMap<String, u64>,
+    reference: &BTreeMap<String, u64>,
+) -> Vec<(String, u64, u64)> {
+    kernel
+        .iter()
+        .filter(|(v, _)| !v.starts_with("pass"))
+        .filter_map(|(v, &n)| {
+            let r = reference.get(v).copied().unwrap_or(0);
+            let jump = n > 2 * r && (n - r) as f64 > 3.0 * ((r + 1) as f64).sqrt();
+            jump.then(|| (v.clone(), n, r))
+        })
+        .collect()
 }
 
 /// A small deterministic byte source (xorshift64), one per job.
@@ -91,6 +115,11 @@ pub struct Campaign {
     /// (`dmsetup message` / `status` from another process) one time in three.
     #[arg(long)]
     pub single_admin: bool,
+    /// Also run every scenario under this kernel and compare the verdict rates: a verdict
+    /// (known finding or not) that is much more frequent under a checked kernel than under
+    /// the reference is reported as a rate jump (a failure of the campaign).
+    #[arg(long)]
+    pub reference: Option<String>,
 }
 
 pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
@@ -102,6 +131,7 @@ pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
         ))
     })?;
     let hunted = parse_kernel(&c.kernel)?;
+    let reference = c.reference.as_deref().map(parse_kernel).transpose()?;
     let budget = parse_duration(&c.time).ok_or_else(|| {
         bad(anyhow!(
             "--time: expected a duration like 30s or 2m (at most 7 days), found `{}`",
@@ -135,6 +165,7 @@ pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
     let handles: Vec<_> = (0..jobs.max(1))
         .map(|j| {
             let (stats, hunted, keep) = (stats.clone(), hunted.clone(), keep.clone());
+            let reference = reference.clone();
             std::thread::spawn(move || {
                 let mut rng = Rng((seed.wrapping_add(j as u64 * 0x9e37_79b9))
                     .wrapping_mul(0x2545_f491_4f6c_dd1d)
@@ -153,7 +184,18 @@ pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
                 } {
                     let s = from_bytes(&rng.bytes(), lim);
                     let (outs, fail) = check(target, &hunted, &s);
+                    let ref_out = reference
+                        .as_ref()
+                        .and_then(|r| run(&s, r, &RunOptions::default()).ok());
                     let mut st = stats.lock().unwrap();
+                    if let Some(o) = &ref_out {
+                        let e = st.by_kernel.entry(REFERENCE.to_string()).or_default();
+                        *e.entry(o.short()).or_default() += 1;
+                        for (o, k) in outs.iter().zip(kernels_for(target, &hunted)) {
+                            let e = st.by_kernel.entry(k.name().to_string()).or_default();
+                            *e.entry(o.short()).or_default() += 1;
+                        }
+                    }
                     st.execs += 1;
                     st.runs += outs.len() as u64;
                     let ks = kernels_for(target, &hunted);
@@ -218,9 +260,33 @@ pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
     for (k, n) in &st.verdicts {
         println!("  {k:<22} {n}");
     }
-    if st.failures.is_empty() {
+    let mut jumps = 0;
+    if let Some(r) = &reference {
+        let empty = BTreeMap::new();
+        let rv = st.by_kernel.get(REFERENCE).unwrap_or(&empty);
+        println!("reference {}: {rv:?}", r.name());
+        for k in kernels_for(target, &hunted) {
+            if k.name() == r.name() {
+                continue;
+            }
+            let kv = st.by_kernel.get(k.name()).unwrap_or(&empty);
+            for (v, n, rn) in rate_jumps(kv, rv) {
+                println!(
+                    "rate jump [{} {v}]: {n} runs under {}, {rn} under the reference {}",
+                    k.name(),
+                    k.name(),
+                    r.name()
+                );
+                jumps += 1;
+            }
+        }
+    }
+    if st.failures.is_empty() && jumps == 0 {
         println!("no failures");
         return Ok(true);
+    }
+    if st.failures.is_empty() {
+        return Ok(false);
     }
     std::fs::create_dir_all(out).map_err(|e| bad(anyhow!("{}: {e}", out.display())))?;
     // Minimizing what was found stays within --time too (what is left of it).
@@ -306,4 +372,33 @@ fn save_finding(
     std::fs::write(&path, m.to_string())?;
     let _ = VerdictKind::Pass;
     Ok(path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_jumps;
+    use std::collections::BTreeMap;
+
+    fn counts(v: &[(&str, u64)]) -> BTreeMap<String, u64> {
+        v.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+    }
+
+    #[test]
+    fn a_known_finding_that_becomes_far_more_frequent_is_a_jump() {
+        let reference = counts(&[("pass", 9000), ("corruption stale-ctr-position", 20)]);
+        // Noise: 30 against 20 is no jump; 80 against 20 is, known token or not.
+        let same = counts(&[("pass", 8990), ("corruption stale-ctr-position", 30)]);
+        assert!(rate_jumps(&same, &reference).is_empty());
+        let more = counts(&[("pass", 8940), ("corruption stale-ctr-position", 80)]);
+        assert_eq!(
+            rate_jumps(&more, &reference),
+            [("corruption stale-ctr-position".to_string(), 80, 20)]
+        );
+        // A verdict the reference never showed: a jump once it is above noise (3 sigma of 1).
+        let new = counts(&[("hang H5", 4)]);
+        assert_eq!(rate_jumps(&new, &reference).len(), 1);
+        assert!(rate_jumps(&counts(&[("hang H5", 3)]), &reference).is_empty());
+        // More passes are never a jump.
+        assert!(rate_jumps(&counts(&[("pass eio", 900)]), &reference).is_empty());
+    }
 }
