@@ -128,8 +128,8 @@ fn time_to_find(class: &Class, seed: u64, cap: Duration, how: How) -> Option<(f6
         let mut s = from_bytes(&rng.bytes(), Limits::default());
         let (tail, runs) = match how {
             How::Fuzz => (Tail::RoundRobin, 1),
-            How::Random => (Tail::random(rng.next()), 1),
-            How::Pct => (Tail::pct(rng.next(), PCT_DEPTH), PCT_RUNS),
+            How::Random => (Tail::random(rng.next_u64()), 1),
+            How::Pct => (Tail::pct(rng.next_u64(), PCT_DEPTH), PCT_RUNS),
         };
         if how != How::Fuzz {
             s.schedule.clear();

@@ -5,6 +5,7 @@ use anyhow::anyhow;
 use indicatif::{ProgressBar, ProgressStyle};
 use md_model::Kernel;
 use md_oracle::campaign::{check, kernels_for, minimize, Failure, Target};
+pub use md_oracle::gen::Rng;
 use md_oracle::gen::{from_bytes, Limits};
 use md_oracle::scenario::{Expect, Scenario, VerdictKind};
 use md_oracle::{run, RunOptions};
@@ -63,25 +64,6 @@ pub fn rate_jumps(
             jump.then(|| (v.clone(), n, r))
         })
         .collect()
-}
-
-/// A small deterministic byte source (xorshift64), one per job.
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// A fuzz input of 32..512 bytes.
-    pub fn bytes(&mut self) -> Vec<u8> {
-        let n = 32 + (self.next() % 480) as usize;
-        self.bytes_n(n)
-    }
-    pub fn bytes_n(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| (self.next() >> 32) as u8).collect()
-    }
 }
 
 /// The command line of a campaign.

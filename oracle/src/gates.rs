@@ -9,7 +9,7 @@
 //! Both lean on determinism: a run that never consults a change's gate (`Kernel::reached`)
 //! runs step for step the same without that change, so it is not run again.
 
-use crate::gen::{from_bytes, Limits};
+use crate::gen::{from_bytes, Limits, Rng};
 use crate::runner::{run, RunOptions};
 use crate::scenario::{Scenario, VerdictKind};
 use crate::verdict::Outcome;
@@ -183,12 +183,13 @@ pub fn revert_matrix(
 ) -> Result<Matrix, String> {
     let n_corpus = corpus.len();
     let corpus = references(corpus, k, jobs)?;
-    let mut rng = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
+    let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
     let generated: Vec<(String, Scenario)> = (0..campaign)
         .map(|i| {
-            let n = 32 + (xorshift(&mut rng) % 480) as usize;
-            let bytes: Vec<u8> = (0..n).map(|_| (xorshift(&mut rng) >> 32) as u8).collect();
-            (format!("gen#{i}"), from_bytes(&bytes, Limits::default()))
+            (
+                format!("gen#{i}"),
+                from_bytes(&rng.bytes(), Limits::default()),
+            )
         })
         .collect();
     progress(&format!("reference runs under {}", k.name()));
@@ -245,13 +246,6 @@ pub fn revert_matrix(
         campaign,
         rows,
     })
-}
-
-fn xorshift(x: &mut u64) -> u64 {
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    *x
 }
 
 /// Which way [`attribute`] searched.

@@ -422,6 +422,26 @@ impl<'a> Arbitrary<'a> for Scenario {
     }
 }
 
+/// A small deterministic byte source (xorshift64), one per job or campaign: the
+/// same seed gives the same scenarios on every machine.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// A fuzz input of 32..512 bytes.
+    pub fn bytes(&mut self) -> Vec<u8> {
+        let n = 32 + (self.next_u64() % 480) as usize;
+        self.bytes_n(n)
+    }
+    pub fn bytes_n(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next_u64() >> 32) as u8).collect()
+    }
+}
+
 /// Decodes any byte string (a fuzz input) into a scenario.
 pub fn from_bytes(data: &[u8], lim: Limits) -> Scenario {
     let mut u = Unstructured::new(data);

@@ -3,7 +3,7 @@
 
 use md_model::Kernel;
 use md_oracle::gates::{attribute, gates, revert_matrix, Direction};
-use md_oracle::gen::{from_bytes, Limits};
+use md_oracle::gen::{from_bytes, Limits, Rng};
 use md_oracle::{run, text, RunOptions, Scenario};
 
 fn corpus_file(name: &str) -> Scenario {
@@ -75,24 +75,15 @@ fn a_gate_no_corpus_verdict_notices_alone_is_listed_with_the_gate_that_covers_it
 #[test]
 fn a_run_that_never_consults_a_gate_runs_the_same_without_it() {
     let v69 = Kernel::parse("v6.9").unwrap();
-    let mut rng = 0x1234_5678_9abc_def1u64;
-    let (mut checked, mut skipped_would_be) = (0, 0);
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut checked = 0;
     for _ in 0..120 {
-        let bytes: Vec<u8> = (0..256)
-            .map(|_| {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                (rng >> 32) as u8
-            })
-            .collect();
-        let s = from_bytes(&bytes, Limits::default());
+        let s = from_bytes(&rng.bytes_n(256), Limits::default());
         let o = run(&s, &v69, &RunOptions::default()).unwrap();
         for p in gates(&v69) {
             if o.gates_reached & p.mask() != 0 {
                 continue;
             }
-            skipped_would_be += 1;
             let e = run(&s, &v69.edit(&[p], &[]), &RunOptions::default()).unwrap();
             assert_eq!(
                 (e.short(), e.steps, &e.op_results),
@@ -104,8 +95,5 @@ fn a_run_that_never_consults_a_gate_runs_the_same_without_it() {
             checked += 1;
         }
     }
-    assert!(
-        checked > 50 && skipped_would_be == checked,
-        "{checked} runs checked"
-    );
+    assert!(checked > 50, "only {checked} skippable runs checked");
 }
