@@ -310,9 +310,10 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
             new.layout = cur.layout;
             new.chunk = cur.chunk;
         };
-        // size_check: "May not set recovery when a device rebuild is requested"; a grow is
-        // set up at the superblocks' size, recovering the grown part (from recovery_cp if
-        // that is lower); otherwise the legs take the table's size.
+        // size_check: "May not set recovery when a device rebuild is requested" (the legs
+        // keep the superblocks' size); otherwise the legs take the table's size (the model's
+        // array size never changes, so a grow's superblock size is the table's too) and a
+        // grow recovers the grown part, from recovery_cp if that is lower.
         let size_check = |grow: bool, recovery_cp: &mut Sector| {
             if t.rebuild != 0 {
                 // No rs_set_dev_and_array_sectors: the legs keep the superblocks' size.
@@ -336,14 +337,9 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
             // layout, set above); recovery disabled below.
             set_cur(&cur, &mut new);
         } else if t.delta_disks != 0 || t.layout != cur.layout || t.chunk != cur.chunk {
-            // "Only request grow on raid set size extensions, not on reshapes" (no size_check
-            // on this branch).
             // rs_reshape_requested(): set up only with out-of-place reshape space
-            // (_get_reshape_sectors(): |data_offset - new_data_offset| or the table's).
-            let reshape_sectors = cur
-                .data_offset
-                .abs_diff(new.data_offset)
-                .max(t.data_offset.unwrap_or(0));
+            // (`reshape_sectors`, computed for the size test above). "Only request grow on
+            // raid set size extensions, not on reshapes": no size_check on this branch.
             if reshape_sectors != 0 {
                 // rs_prepare_reshape(); rs_setup_recovery(MaxSector)
                 flags |= (1 << RT_FLAG_RESHAPE_RS) | (1 << RT_FLAG_UPDATE_SBS);
