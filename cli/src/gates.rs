@@ -219,7 +219,11 @@ fn print_attribution(name: &str, kernel: &str, from: &str, a: &Attribution) {
         println!("  {{{}}} -> {v}   (by delta debugging)", set_names(set));
     }
     if a.sets.is_empty() && a.ddmin.is_none() {
-        println!("  none: no set of the candidates flips it");
+        println!(
+            "  none: no set of up to {} gates flips it, nor all {} together",
+            a.exhaustive_to,
+            a.candidates.len()
+        );
     }
 }
 
