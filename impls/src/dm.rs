@@ -7,19 +7,46 @@
 //! `dm_wq_work` does it in a worker in the kernel; the blocking structure is the same: the
 //! bio is not in flight while deferred, and is mapped again against the live table).
 
+use crate::dm_linear::{self, LinearC};
 use crate::dm_raid::{self, MapResult, Table};
+use crate::dm_stripe::{self, StripeC};
 use crate::enter;
 use crate::md::{Errno, EBUSY, EINVAL, EIO, ENXIO};
+use crate::md_h::Layout;
 use crate::sched::{Bio, BioId, DevId, MdId, TaskId, Wq, K};
+
+/// A table's target (one per table here): its type and the instance `ctr` built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmTarget {
+    /// dm-raid: the raid_set / mddev instance.
+    Raid(MdId),
+    /// dm-stripe.
+    Stripe(StripeC),
+    /// dm-linear.
+    Linear(LinearC),
+}
+
+impl DmTarget {
+    /// The dm-raid instance, if this is a raid target.
+    pub fn md(self) -> Option<MdId> {
+        match self {
+            DmTarget::Raid(m) => Some(m),
+            _ => None,
+        }
+    }
+}
 
 /// `struct mapped_device`, reduced.
 #[derive(Clone, Debug)]
 pub struct MappedDevice {
     pub name: String,
     pub members: usize,
-    /// The dm-raid instance (target) of the live and of the inactive table.
-    pub live: Option<MdId>,
-    pub inactive: Option<MdId>,
+    /// The target of the live and of the inactive table.
+    pub live: Option<DmTarget>,
+    pub inactive: Option<DmTarget>,
+    /// The tables themselves (`struct dm_table`'s target line), live and inactive.
+    pub live_table: Option<Table>,
+    pub inactive_table: Option<Table>,
     /// DMF_SUSPENDED.
     pub suspended: bool,
     /// DMF_BLOCK_IO_FOR_SUSPEND: new bios are deferred.
@@ -49,6 +76,34 @@ pub struct MappedDevice {
     pub table_readers: u32,
 }
 
+impl MappedDevice {
+    /// The dm-raid instance of the live table (none for a striped / linear table).
+    pub fn live_md(&self) -> Option<MdId> {
+        self.live.and_then(DmTarget::md)
+    }
+}
+
+/// `dm_table_destroy()` -> the target's `dtr` (dm-stripe and dm-linear only drop their
+/// device references).
+fn dm_table_destroy(k: &mut K, t: DmTarget) {
+    if let DmTarget::Raid(m) = t {
+        dm_raid::raid_dtr(k, m);
+    }
+}
+
+/// `dm_table_create()` + the target's `ctr`, by the table's target type.
+fn dm_table_ctr(k: &mut K, d: DevId, table: &Table) -> Result<DmTarget, Errno> {
+    let off = table.data_offset.unwrap_or(0);
+    match table.layout {
+        Layout::Striped => {
+            dm_stripe::stripe_ctr(k, d, table.legs, table.chunk, off).map(DmTarget::Stripe)
+        }
+        Layout::Linear if table.legs == 1 => dm_linear::linear_ctr(k, d, off).map(DmTarget::Linear),
+        Layout::Linear => Err(EINVAL),
+        _ => dm_raid::raid_ctr(k, d, table).map(DmTarget::Raid),
+    }
+}
+
 /// `dm_sync_table()` (synchronize_srcu on md->io_barrier): wait until no reader holds a table
 /// it got from dm_get_live_table.
 fn dm_sync_table(k: &mut K, d: DevId) {
@@ -68,6 +123,8 @@ pub fn dm_create(k: &mut K, name: &str, members: usize) -> DevId {
         members,
         live: None,
         inactive: None,
+        live_table: None,
+        inactive_table: None,
         suspended: false,
         block_io: false,
         noflush_suspending: false,
@@ -112,10 +169,11 @@ pub fn table_load_mode(k: &mut K, d: DevId, table: &Table, read_only: bool) -> R
     if k.dms[d].removed {
         return Err(ENXIO);
     }
-    let m = dm_raid::raid_ctr(k, d, table)?;
-    if let Some(old) = k.dms[d].inactive.replace(m) {
-        dm_raid::raid_dtr(k, old);
+    let t = dm_table_ctr(k, d, table)?;
+    if let Some(old) = k.dms[d].inactive.replace(t) {
+        dm_table_destroy(k, old);
     }
+    k.dms[d].inactive_table = Some(table.clone());
     k.dms[d].inactive_read_only = read_only;
     Ok(())
 }
@@ -137,14 +195,17 @@ fn __dm_suspend(k: &mut K, d: DevId, noflush: bool) -> Result<(), Errno> {
     if k.dms[d].suspended {
         return Err(EINVAL);
     }
-    let Some(m) = k.dms[d].live else {
+    let Some(t) = k.dms[d].live else {
         k.dms[d].suspended = true;
         return Ok(());
     };
+    let m = t.md();
     // DMF_NOFLUSH_SUSPENDING is set before presuspend (a bio the presuspend wakes may be
     // requeued already).
     k.dms[d].noflush_suspending = noflush;
-    dm_raid::raid_presuspend(k, m);
+    if let Some(m) = m {
+        dm_raid::raid_presuspend(k, m);
+    }
     k.pre();
     k.dms[d].block_io = true;
     // synchronize_srcu(&md->io_barrier): a message (target_message holds the live table)
@@ -157,7 +218,9 @@ fn __dm_suspend(k: &mut K, d: DevId, noflush: bool) -> Result<(), Errno> {
     });
     k.dms[d].noflush_suspending = false;
     dm_sync_table(k, d);
-    dm_raid::raid_postsuspend(k, m);
+    if let Some(m) = m {
+        dm_raid::raid_postsuspend(k, m);
+    }
     k.dms[d].suspended = true;
     let name = k.dms[d].name.clone();
     k.trace(|| {
@@ -188,28 +251,31 @@ pub fn do_resume(k: &mut K, d: DevId) -> Result<(), Errno> {
         }
         k.dms[d].inactive = None;
         old = k.dms[d].live.replace(new);
+        k.dms[d].live_table = k.dms[d].inactive_table.take();
         // dm_swap_table -> __bind: the disk takes the new table's mode.
         k.dms[d].read_only = k.dms[d].inactive_read_only;
     } else if !k.dms[d].suspended {
         suspend_unlock(k, d);
         return Ok(());
     }
-    let Some(m) = k.dms[d].live else {
+    let Some(t) = k.dms[d].live else {
         // A device suspended without a table: nothing to resume but the flags.
         k.dms[d].suspended = false;
         k.dms[d].block_io = false;
         suspend_unlock(k, d);
         return Ok(());
     };
-    if let Err(e) = dm_raid::raid_preresume(k, m) {
-        // dm_table_resume_targets failed: the device stays suspended.
-        suspend_unlock(k, d);
-        if let Some(o) = old {
-            dm_raid::raid_dtr(k, o);
+    if let Some(m) = t.md() {
+        if let Err(e) = dm_raid::raid_preresume(k, m) {
+            // dm_table_resume_targets failed: the device stays suspended.
+            suspend_unlock(k, d);
+            if let Some(o) = old {
+                dm_table_destroy(k, o);
+            }
+            return Err(e);
         }
-        return Err(e);
+        dm_raid::raid_resume(k, m);
     }
-    dm_raid::raid_resume(k, m);
     k.dms[d].suspended = false;
     k.dms[d].block_io = false;
     let q = k.dms[d].wait;
@@ -220,7 +286,7 @@ pub fn do_resume(k: &mut K, d: DevId) -> Result<(), Errno> {
     if let Some(o) = old {
         // __bind() synced the table readers before the old table goes.
         dm_sync_table(k, d);
-        dm_raid::raid_dtr(k, o);
+        dm_table_destroy(k, o);
     }
     Ok(())
 }
@@ -239,11 +305,12 @@ pub fn dm_remove(k: &mut K, d: DevId) -> Result<(), Errno> {
     k.dms[d].deleting = true;
     // __hash_remove() destroys the inactive table first; dm_destroy() then suspends and
     // destroys the live one.
-    if let Some(m) = k.dms[d].inactive.take() {
-        dm_raid::raid_dtr(k, m);
+    if let Some(t) = k.dms[d].inactive.take() {
+        dm_table_destroy(k, t);
     }
+    k.dms[d].inactive_table = None;
     suspend_lock(k, d);
-    if let Some(m) = k.dms[d].live {
+    if let Some(m) = k.dms[d].live_md() {
         if !k.dms[d].suspended {
             dm_raid::raid_presuspend(k, m);
             k.pre();
@@ -255,9 +322,10 @@ pub fn dm_remove(k: &mut K, d: DevId) -> Result<(), Errno> {
     k.dms[d].block_io = true;
     suspend_unlock(k, d);
     dm_sync_table(k, d);
-    if let Some(m) = k.dms[d].live.take() {
-        dm_raid::raid_dtr(k, m);
+    if let Some(t) = k.dms[d].live.take() {
+        dm_table_destroy(k, t);
     }
+    k.dms[d].live_table = None;
     let q = k.dms[d].wait;
     k.wake_up(q);
     Ok(())
@@ -266,7 +334,8 @@ pub fn dm_remove(k: &mut K, d: DevId) -> Result<(), Errno> {
 /// `target_message()`.
 pub fn target_message(k: &mut K, d: DevId, word: &str) -> Result<(), Errno> {
     enter!(k, "target_message");
-    let Some(m) = k.dms[d].live.filter(|_| !k.dms[d].removed) else {
+    // A target without a `message` op: "Target does not support messages" (-EINVAL).
+    let Some(m) = k.dms[d].live_md().filter(|_| !k.dms[d].removed) else {
         return Err(EINVAL);
     };
     // dm_get_live_table() ... dm_put_live_table(): the table (and its raid_set) cannot be
@@ -353,11 +422,16 @@ fn map_bio_part(k: &mut K, d: DevId, bio: BioId) {
             k.bios[bio].status = Some(Err(EIO));
             return;
         }
-        let m = k.dms[d].live.expect("a live device has a table");
-        // max_io_len: the chunk of the table the clone is mapped by.
-        let chunk = k.raid_sets[m]
-            .as_ref()
-            .map_or(1, |rs| u64::from(rs.table.chunk.max(1)));
+        let t = k.dms[d].live.expect("a live device has a table");
+        // max_io_len: the chunk of the table the clone is mapped by (dm-raid and dm-stripe
+        // set it; dm-linear has none).
+        let chunk = match t {
+            DmTarget::Raid(m) => k.raid_sets[m]
+                .as_ref()
+                .map_or(1, |rs| u64::from(rs.table.chunk.max(1))),
+            DmTarget::Stripe(sc) => u64::from(sc.geo.chunk),
+            DmTarget::Linear(_) => u64::MAX / 2,
+        };
         let b = &mut k.bios[bio];
         let boundary = (b.start / chunk + 1) * chunk;
         b.len = b.len.min(boundary - b.start);
@@ -365,7 +439,17 @@ fn map_bio_part(k: &mut K, d: DevId, bio: BioId) {
         // the target maps the clone.
         k.dms[d].in_flight += 1;
         k.dms[d].table_readers += 1;
-        let r = dm_raid::raid_map(k, m, bio);
+        let r = match t {
+            DmTarget::Raid(m) => dm_raid::raid_map(k, m, bio),
+            DmTarget::Stripe(sc) => {
+                dm_stripe::stripe_map(k, &sc, bio);
+                MapResult::Submitted
+            }
+            DmTarget::Linear(lc) => {
+                dm_linear::linear_map(k, &lc, bio);
+                MapResult::Submitted
+            }
+        };
         k.dms[d].table_readers -= 1;
         k.dms[d].in_flight -= 1;
         let q = k.dms[d].wait;

@@ -411,6 +411,11 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
             let rebuild = t.rebuild & (1 << d) != 0 || d >= sb.num_devices as usize;
             if mirror && failing & (1 << d) != 0 {
                 Rdev::FAILED
+            } else if first_use && t.rebuild & (1 << d) != 0 {
+                // parse_raid_params: a `rebuild` leg is not In_sync, recovery_offset 0, on a
+                // new set too (lvm's takeovers from striped / linear load blank superblocks
+                // with the new images flagged).
+                Rdev::REBUILD
             } else if first_use {
                 Rdev::IN_SYNC
             } else if table_legs && rebuild || mirror && sb.failed_devices & (1 << d) != 0 {

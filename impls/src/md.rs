@@ -559,8 +559,13 @@ pub fn md_do_sync(k: &mut K, m: MdId, t: ThreadId) {
         return md_do_sync_skip(k, m, t, "E5 INTR");
     }
     k.mddevs[m].curr_resync = 3;
-    let max = k.mddevs[m].array_sectors;
     let recover = !reshape && !sync && k.test_bit(m, MD_RECOVERY_RECOVER);
+    // "recovery follows the physical size of devices": max_sectors = mddev->dev_sectors.
+    let max = if recover {
+        k.members[k.mddevs[m].members].dev_data as Sector
+    } else {
+        k.mddevs[m].array_sectors
+    };
     let mut j: Sector = if reshape {
         0
     } else if recover {
@@ -1478,9 +1483,14 @@ pub fn md_update_sb(k: &mut K, m: MdId, force: bool) {
         }
         return;
     }
-    // "First make sure individual recovery_offsets are correct".
+    // "First make sure individual recovery_offsets are correct": only while a recovery (not a
+    // resync, not a reshape) runs.
     let done = k.mddevs[m].curr_resync_completed;
-    if k.mddevs[m].delta_disks >= 0 {
+    if k.mddevs[m].delta_disks >= 0
+        && k.test_bit(m, MD_RECOVERY_RUNNING)
+        && k.test_bit(m, MD_RECOVERY_RECOVER)
+        && !k.test_bit(m, MD_RECOVERY_RESHAPE)
+    {
         for r in k.mddevs[m].rdevs.iter_mut() {
             if !r.removed && !r.faulty && !r.in_sync && done > r.recovery_offset {
                 r.recovery_offset = done;
@@ -1668,6 +1678,11 @@ pub fn set_array_sectors(k: &mut K, m: MdId, size: Sector) {
 /// Where block `b` of geometry `g` is stored: every copy's (member, slot) (the model's
 /// set-up and checks; the personalities place data with their own functions).
 pub fn block_slots(g: &Geo, b: Sector) -> Vec<(usize, usize)> {
+    match g.layout {
+        Layout::Striped => return vec![crate::dm_stripe::stripe_map_sector(g, b)],
+        Layout::Linear => return vec![crate::dm_linear::linear_map_sector(g.data_offset, b)],
+        _ => {}
+    }
     match g.layout.personality() {
         Personality::Raid456 => vec![raid5::map_block(g, b)],
         Personality::Raid10 => raid10::raid10_find_phys(g, b).to_vec(),
@@ -1739,7 +1754,7 @@ fn pers_make_request(k: &mut K, m: MdId, bio: usize) -> bool {
 fn pers_spare_active(k: &mut K, m: MdId) -> u32 {
     match pers(k, m) {
         Personality::Raid456 => raid5::raid5_spare_active(k, m),
-        Personality::Raid10 => 0,
+        Personality::Raid10 => raid10::raid10_spare_active(k, m),
         Personality::Raid1 => raid1::raid1_spare_active(k, m),
     }
 }

@@ -152,6 +152,11 @@ pub enum Layout {
     /// raid1: every leg a full copy (no layout, chunk 0 in the table; the model's chunk is
     /// only the unit a resync / recovery step copies).
     Raid1,
+    /// lvm's `striped` segment: a dm-stripe table over the images (no md array). Data is
+    /// placed as raid0 places it, which is why raid5_n / raid6_n_6 / raid10 take it over.
+    Striped,
+    /// lvm's `linear` segment: a dm-linear table over one image (no md array).
+    Linear,
 }
 
 impl Layout {
@@ -185,14 +190,17 @@ impl Layout {
             Layout::N6 => "raid6_n_6",
             Layout::Near2 => "raid10",
             Layout::Raid1 => "raid1",
+            Layout::Striped => "striped",
+            Layout::Linear => "linear",
         }
     }
     pub fn parse(s: &str) -> Option<Layout> {
-        if s == "raid10" || s == "raid10_near" {
-            return Some(Layout::Near2);
-        }
-        if s == "raid1" {
-            return Some(Layout::Raid1);
+        match s {
+            "raid10" | "raid10_near" => return Some(Layout::Near2),
+            "raid1" => return Some(Layout::Raid1),
+            "striped" => return Some(Layout::Striped),
+            "linear" => return Some(Layout::Linear),
+            _ => {}
         }
         Layout::ALL.into_iter().chain(Layout::RAID6).find(|l| {
             l.name() == s
@@ -220,20 +228,27 @@ impl Layout {
             }
         })
     }
-    /// `mddev->level`: 1, 5, 6 or 10 (a change of level is a takeover).
+    /// `mddev->level`: 1, 5, 6 or 10 (a change of level is a takeover); 0 for the dm targets
+    /// that are not md arrays.
     pub fn level(self) -> u32 {
         match self {
+            Layout::Striped | Layout::Linear => 0,
             Layout::Raid1 => 1,
             Layout::Near2 => 10,
             l if Layout::RAID6.contains(&l) => 6,
             _ => 5,
         }
     }
+    /// A dm-raid (md) layout, as opposed to the dm-stripe / dm-linear segments.
+    pub fn is_md(self) -> bool {
+        !matches!(self, Layout::Striped | Layout::Linear)
+    }
     /// `mddev->pers`: the personality an array of this layout runs.
     pub fn personality(self) -> Personality {
         match self {
             Layout::Near2 => Personality::Raid10,
             Layout::Raid1 => Personality::Raid1,
+            Layout::Striped | Layout::Linear => unreachable!("{} is not an md array", self.name()),
             _ => Personality::Raid456,
         }
     }
@@ -267,7 +282,8 @@ impl Geo {
     pub fn data_disks(&self) -> u32 {
         match self.layout {
             Layout::Near2 => self.raid_disks / 2,
-            Layout::Raid1 => 1,
+            Layout::Raid1 | Layout::Linear => 1,
+            Layout::Striped => self.raid_disks,
             l if l.level() == 6 => self.raid_disks - 2,
             _ => self.raid_disks - 1,
         }

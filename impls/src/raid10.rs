@@ -5,7 +5,7 @@
 //! raid10_finish_reshape) and the IO path (raid10_read_request / raid10_write_request: a
 //! write inside the window reshape_safe..reshape_progress forces a metadata update and waits
 //! for it; nothing waits for the reshape itself to move). Both copies of a block are written;
-//! a read takes the first (read_balance with every leg in sync).
+//! a read takes the first readable copy (read_balance); recovery fills the legs not In_sync.
 //!
 //! The conf is the one raid5.rs uses ([`R5Conf`]): `struct r10conf` keeps the same reshape
 //! fields (prev / geo, reshape_progress, reshape_safe).
@@ -161,8 +161,9 @@ pub fn raid10_start_reshape(k: &mut K, m: MdId) -> Result<(), Errno> {
     Ok(())
 }
 
-/// `raid10_sync_request()`: one unit of resync (both copies agree: nothing moves) or of
-/// reshape; the call at `max` ends a reshape.
+/// `raid10_sync_request()`: one unit of resync (both copies agree: nothing moves), of
+/// recovery (the legs not In_sync get their copies), or of reshape; the call at `max` ends
+/// a reshape.
 pub fn raid10_sync_request(k: &mut K, m: MdId, j: Sector, max: Sector) -> Sector {
     enter!(k, "raid10_sync_request");
     let reshape = k.test_bit(m, MD_RECOVERY_RESHAPE);
@@ -175,7 +176,59 @@ pub fn raid10_sync_request(k: &mut K, m: MdId, j: Sector, max: Sector) -> Sector
     if reshape {
         return reshape_request(k, m, j);
     }
-    (k.mddevs[m].geo.chunk as Sector).min(max - j)
+    let unit = (k.mddevs[m].geo.chunk as Sector).min(max - j);
+    if !k.test_bit(m, MD_RECOVERY_SYNC) && !k.test_bit(m, MD_RECOVERY_CHECK) {
+        recover_unit(k, m, j, unit);
+    }
+    unit
+}
+
+/// raid10_sync_request's recovery branch for device sectors `j..j + unit`: for each leg
+/// that is not In_sync, the block stored there (`raid10_find_virt`) is read from a copy on
+/// an In_sync leg and written (under raise_barrier: one model step).
+fn recover_unit(k: &mut K, m: MdId, j: Sector, unit: Sector) {
+    let g = k.mddevs[m].geo;
+    let mem = k.mddevs[m].members;
+    let size = k.mddevs[m].array_sectors;
+    for d in 0..k.mddevs[m].rdevs.len() {
+        let r = k.mddevs[m].rdevs[d];
+        if r.in_sync || r.faulty || r.removed {
+            continue;
+        }
+        for dev_sector in j..j + unit {
+            let slot = (g.data_offset as Sector + dev_sector) as usize;
+            let Some(b) = raid10_unmap_slot(&g, d, slot, size) else {
+                continue;
+            };
+            let src = raid10_find_phys(&g, b)
+                .into_iter()
+                .find(|&(sd, _)| sd != d && k.mddevs[m].rdevs[sd].in_sync);
+            if let Some((sd, ss)) = src {
+                let (v, o) = (k.members[mem].disks[sd][ss], k.members[mem].origin[sd][ss]);
+                k.members[mem].disks[d][slot] = v;
+                k.members[mem].origin[d][slot] = o;
+            }
+        }
+    }
+}
+
+/// `read_balance()`: the first copy on a leg that is In_sync, or whose recovery passed the
+/// copy's device sector.
+fn read_balance(k: &K, m: MdId, g: &Geo, copies: &[(usize, usize)]) -> Option<(usize, usize)> {
+    copies.iter().copied().find(|&(d, s)| {
+        let dev_sector = (s as Sector).saturating_sub(g.data_offset as Sector);
+        k.mddevs[m]
+            .rdevs
+            .get(d)
+            .is_some_and(|r| r.readable(dev_sector))
+    })
+}
+
+/// `raid10_spare_active()`: a leg whose recovery reached MaxSector becomes In_sync (the
+/// second copies a takeover from striped added).
+pub fn raid10_spare_active(k: &mut K, m: MdId) -> u32 {
+    enter!(k, "raid10_spare_active");
+    k.mddevs[m].activate_recovered_legs()
 }
 
 /// Would writing `blocks` at their new slots overwrite an old-geometry copy of a block a
@@ -400,7 +453,10 @@ fn raid10_blocks(k: &mut K, m: MdId, bio: usize) -> bool {
                 k.members[mem].origin[d][s] = (k.cx.task, k.steps);
             }
         } else {
-            let (d, s) = copies[0];
+            let Some((d, s)) = read_balance(k, m, &g, &copies) else {
+                let why = format!("{}: no copy of block {b} to read", k.mddevs[m].name);
+                return md::bio_io_error(k, bio, why);
+            };
             let (v, o) = (k.members[mem].disks[d][s], k.members[mem].origin[d][s]);
             k.bios[bio].data.push(v);
             k.bios[bio].origins.push(o);

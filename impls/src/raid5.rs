@@ -97,7 +97,9 @@ fn compute_disks(g: &Geo, stripe: u64, idx: u32) -> (u32, Option<u32>, u32) {
             (pd, Some(n - 1), (pd + 1 + idx) % (n - 1))
         }
         Layout::N6 => (dd, Some(dd + 1), idx),
-        Layout::Near2 | Layout::Raid1 => unreachable!("a raid1 / raid10 geometry in raid5.c"),
+        Layout::Near2 | Layout::Raid1 | Layout::Striped | Layout::Linear => {
+            unreachable!("not a raid4/5/6 geometry in raid5.c")
+        }
     }
 }
 

@@ -384,8 +384,11 @@ impl World {
     pub fn reshape_stalled(&self, m: MdId) -> (bool, String) {
         use crate::md_h::*;
         let md = &self.mddevs[m];
-        let suspending =
-            md.active_io_dying || self.dms.iter().any(|d| d.live == Some(m) && d.block_io);
+        let suspending = md.active_io_dying
+            || self
+                .dms
+                .iter()
+                .any(|d| d.live_md() == Some(m) && d.block_io);
         let why = format!(
             "{}: recovery {}, {}, sync thread {}{}",
             md.name,

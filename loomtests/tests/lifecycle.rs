@@ -130,7 +130,7 @@ fn check_then(cx: &Cx, stop: fn(&mut md_model::sched::K)) {
     table_load(&mut k, 0, &table()).unwrap();
     do_resume(&mut k, 0).unwrap();
     target_message(&mut k, 0, "check").unwrap();
-    let m = k.dms[0].live.unwrap();
+    let m = k.dms[0].live_md().unwrap();
     while k.mddevs[m].sync_thread.is_none() && k.mddevs[m].sync_seq == 0 {
         k.yield_now();
     }

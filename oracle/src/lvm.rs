@@ -31,6 +31,7 @@ use crate::scenario::{Op, Range};
 use crate::shadow::{tag, tag_block, tag_writer};
 use md_model::dm::{
     dm_remove, dm_submit_bio, dm_suspend, do_resume, table_load, table_load_mode, target_message,
+    DmTarget,
 };
 use md_model::dm_raid::{raid_status, Table};
 use md_model::md;
@@ -118,7 +119,7 @@ pub fn op_array(op: &Op) -> Option<&str> {
 fn sync_action_of(k: &mut K, name: &str) -> &'static str {
     let m = match target(k, name) {
         Target::Dm(d) if k.dms[d].removed => None,
-        Target::Dm(d) => k.dms[d].live,
+        Target::Dm(d) => k.dms[d].live_md(),
         Target::Md(m) => Some(m),
     };
     m.map_or("-", |m| {
@@ -198,7 +199,7 @@ fn exec_op(k: &mut K, op: &Op) -> R {
             // reads the reshape ended (end_reshape ran: reshape_position MaxSector, the new
             // data offset; DONE set, or already reaped).
             poll(k, |w| {
-                w.dms[d].live.is_none_or(|m| {
+                w.dms[d].live_md().is_none_or(|m| {
                     let md = &w.mddevs[m];
                     md.reshape_position == MAX_SECTOR
                         && (md.test(MD_RECOVERY_DONE) || md.sync_thread.is_none())
@@ -208,12 +209,7 @@ fn exec_op(k: &mut K, op: &Op) -> R {
         }
         Op::Reload { dev: name } => {
             let d = dev(k, name);
-            let live = k.dms[d].live.ok_or("no live table")?;
-            let t = k.raid_sets[live]
-                .as_ref()
-                .expect("dm-raid instance")
-                .table
-                .clone();
+            let t = k.dms[d].live_table.clone().ok_or("no live table")?;
             errno(table_load(k, d, &t))
         }
         Op::Suspend { dev: name, noflush } => {
@@ -315,10 +311,9 @@ fn exec_op(k: &mut K, op: &Op) -> R {
         Op::Write { dev: name, range } => io(k, name, true, *range),
         Op::Fsck { dev: name } => {
             // `fsck -fn` reads the device to its end as it is when the read starts.
-            let Some(m) = serving(k, name) else {
+            let Some(len) = lv_size(k, name) else {
                 return Err("no live table".into());
             };
-            let len = k.mddevs[m].array_sectors;
             io(k, name, false, Range::Abs { start: 0, len })
         }
         Op::Sleep => {
@@ -401,7 +396,7 @@ fn advance(k: &mut K, name: &str, by: u32) -> R {
     let moved = move |w: &md_model::sched::World| -> Option<bool> {
         let u = w.user.as_ref()?.downcast_ref::<crate::runner::User>()?;
         let m = match u.targets.get(&name2)? {
-            Target::Dm(d) => w.dms[*d].live.filter(|_| !w.dms[*d].removed)?,
+            Target::Dm(d) => w.dms[*d].live_md().filter(|_| !w.dms[*d].removed)?,
             Target::Md(m) => *m,
         };
         let mem = &w.members[w.mddevs[m].members];
@@ -426,15 +421,45 @@ fn advance(k: &mut K, name: &str, by: u32) -> R {
 /// The mddev that serves IO for `name` now.
 fn serving(k: &mut K, name: &str) -> Option<usize> {
     match target(k, name) {
-        Target::Dm(d) => k.dms[d].live.filter(|_| !k.dms[d].removed),
+        Target::Dm(d) => k.dms[d].live_md().filter(|_| !k.dms[d].removed),
         Target::Md(m) => Some(m),
+    }
+}
+
+/// A striped / linear LV's live target: its length and members.
+fn plain_target(k: &mut K, name: &str) -> Option<(u64, usize)> {
+    let Target::Dm(d) = target(k, name) else {
+        return None;
+    };
+    match k.dms[d].live.filter(|_| !k.dms[d].removed)? {
+        DmTarget::Stripe(sc) => Some((sc.len, sc.members)),
+        DmTarget::Linear(lc) => Some((lc.len, lc.members)),
+        DmTarget::Raid(_) => None,
+    }
+}
+
+/// The LV's (or md array's) size now.
+fn lv_size(k: &mut K, name: &str) -> Option<u64> {
+    match serving(k, name) {
+        Some(m) => Some(k.mddevs[m].array_sectors),
+        None => plain_target(k, name).map(|(len, _)| len),
     }
 }
 
 /// (start, len) of `range` on the array as it is now, cut at its end (relative ranges), and
 /// whether an absolute range reaches beyond that end.
 fn resolve(k: &mut K, name: &str, range: Range) -> Option<(u64, u64, bool)> {
-    let m = serving(k, name)?;
+    let Some(m) = serving(k, name) else {
+        // striped / linear: no reshape, relative ranges are around the middle.
+        let (size, mem) = plain_target(k, name)?;
+        let low = k.members[mem].smallest_array;
+        user(k)
+            .shadows
+            .get_mut(name)
+            .expect("shadow")
+            .shrink_to(size.min(low));
+        return Some(place_range(range, size, size / 2, false));
+    };
     let size = k.mddevs[m].array_sectors;
     // A stripe removal loses what lay beyond the smaller size, even when the array has
     // grown again since.
@@ -458,6 +483,11 @@ fn resolve(k: &mut K, name: &str, range: Range) -> Option<(u64, u64, bool)> {
     } else {
         pos.unwrap_or(size / 2)
     };
+    Some(place_range(range, size, p, back))
+}
+
+/// `range` placed on a device of `size` blocks with the reshape (or status) position `p`.
+fn place_range(range: Range, size: u64, p: u64, back: bool) -> (u64, u64, bool) {
     let (start, len) = match range {
         Range::Abs { start, len } => (start, len),
         Range::Across(n) => (p.saturating_sub(n / 2), n),
@@ -468,7 +498,7 @@ fn resolve(k: &mut K, name: &str, range: Range) -> Option<(u64, u64, bool)> {
     };
     let beyond = matches!(range, Range::Abs { .. }) && start.saturating_add(len) > size;
     let start = start.min(size);
-    Some((start, len.min(size - start), beyond))
+    (start, len.min(size - start), beyond)
 }
 
 /// A bio through the device (dm) or the md gendisk, checked against the shadow copy.
@@ -731,25 +761,64 @@ fn relocate(k: &mut K, d: usize, shift: i64) {
 /// lvm's `lv_update_and_reload()`: LOAD (suppressed if identical) + flush SUSPEND +
 /// [rimage remap] + RESUME.
 fn update_and_reload(k: &mut K, name: &str, t: &Table, relocate_by: i64) -> R {
+    update_and_reload_with(k, name, t, |k, d| {
+        if relocate_by != 0 {
+            relocate(k, d, relocate_by);
+        }
+    })
+}
+
+/// `lv_update_and_reload()` whose sub-LV tables change between the SUSPEND and the top-level
+/// RESUME (`between`: what the new images map, e.g. a reordered image list).
+fn update_and_reload_with(
+    k: &mut K,
+    name: &str,
+    t: &Table,
+    between: impl FnOnce(&mut K, usize),
+) -> R {
     let d = dev(k, name);
-    let live_table = k.dms[d]
-        .live
-        .and_then(|m| k.raid_sets[m].as_ref())
-        .map(|rs| rs.table.clone());
+    let live_table = k.dms[d].live_table.clone();
     if live_table.as_ref() != Some(t) {
         load(k, name, d, t)?;
     }
     errno(dm_suspend(k, d, false))?;
-    if relocate_by != 0 {
-        relocate(k, d, relocate_by);
-    }
+    between(k, d);
     errno(do_resume(k, d))
+}
+
+/// The images' order changes (lvm's `_reorder_raid10_near_seg_areas`, the parity images
+/// extracted): new image `i` is old image `from[i]`, or a new blank one (None).
+fn reorder_images(k: &mut K, d: usize, from: &[Option<usize>]) {
+    let mem = k.dms[d].members;
+    let (old_disks, old_origin) = (k.members[mem].disks.clone(), k.members[mem].origin.clone());
+    let n = old_disks.len();
+    for i in 0..n {
+        let src = from.get(i).copied().flatten();
+        let m = &mut k.members[mem];
+        match src {
+            Some(j) => {
+                m.disks[i] = old_disks[j].clone();
+                m.origin[i] = old_origin[j].clone();
+            }
+            None => {
+                m.disks[i].iter_mut().for_each(|v| *v = 0);
+                m.origin[i].iter_mut().for_each(|o| *o = (0, 0));
+            }
+        }
+    }
+    let failing = k.members[mem].failing;
+    k.members[mem].failing = (0..n).fold(0, |f, i| match from.get(i).copied().flatten() {
+        Some(j) if failing & (1 << j) != 0 => f | 1 << i,
+        _ => f,
+    });
+    let name = k.dms[d].name.clone();
+    k.trace(|| format!("lvm: {name} images reordered: {from:?}"));
 }
 
 /// lvm's in-sync precondition for a reshape (`_raid_in_sync` + `_reshaped_state`).
 fn in_sync(k: &mut K, name: &str) -> R {
     let d = dev(k, name);
-    let Some(m) = k.dms[d].live.filter(|_| !k.dms[d].removed) else {
+    let Some(m) = k.dms[d].live_md().filter(|_| !k.dms[d].removed) else {
         return Err("LV is not active".into());
     };
     let (health, progress, total, action) = raid_status(k, m);
@@ -786,6 +855,12 @@ fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
     let legs = mt.table.legs;
     if mt.table.layout == Layout::Raid1 {
         return Err("Unable to change stripes of raid1 LV (use -m)".into());
+    }
+    if !mt.table.layout.is_md() {
+        return Err(format!(
+            "Unable to change stripes of {} LV {name}: convert to raid first",
+            mt.table.layout.name()
+        ));
     }
     if mt.table.layout == Layout::Near2 {
         // raid10 (2 mirrors): lvm adds stripes (two images each) and never removes them.
@@ -901,6 +976,18 @@ fn lvconvert_keep_images(k: &mut K, name: &str, layout: Option<Layout>, chunk: O
         layout.unwrap_or(mt.table.layout),
         chunk.unwrap_or(mt.table.chunk),
     );
+    if !mt.table.layout.is_md() {
+        if layout.is_some_and(|l| l.is_md()) {
+            return lvconvert_takeover(k, name, mt, nl);
+        }
+        if nl == mt.table.layout && nc == mt.table.chunk {
+            return Ok(());
+        }
+        return Err(format!(
+            "Unable to change the stripe size or type of {} LV {name} without a raid type",
+            mt.table.layout.name()
+        ));
+    }
     if nl.level() != mt.table.layout.level() {
         return lvconvert_takeover(k, name, mt, nl);
     }
@@ -941,12 +1028,246 @@ fn lvconvert_keep_images(k: &mut K, name: &str, layout: Option<Layout>, chunk: O
     Ok(())
 }
 
+/// `_lv_free_reshape_space()`: space at the end is dropped from the metadata only; space at
+/// the front is first remapped to the end with a `data_offset 0` reload (the rimages move
+/// their extents between the SUSPEND and the RESUME).
+fn free_reshape_space(k: &mut K, name: &str, mt: &mut LvMeta) -> R {
+    if mt.reshape_space == 0 {
+        return Ok(());
+    }
+    let off = kernel_data_offset(k, name);
+    if off != 0 {
+        let t = Table {
+            data_offset: Some(0),
+            ..mt.table.clone()
+        };
+        update_and_reload(k, name, &t, -i64::from(off))?;
+    }
+    mt.reshape_space = 0;
+    Ok(())
+}
+
+/// The rmeta devices of a raid LV that becomes striped / linear are removed, and those of one
+/// that becomes raid are new and wiped (C1 + wipe): either way no superblock is left.
+fn drop_superblocks(k: &mut K, d: usize) {
+    let mem = k.dms[d].members;
+    k.members[mem].sb.valid = false;
+}
+
+/// `lvconvert --type striped` (`_takeover_downconvert_wrapper` from raid4/5_n, raid6_n_6 or
+/// raid10_near; any other raid5 / raid6 layout is first reshaped to raid5_n / raid6_n_6 and
+/// lvm asks to repeat the command). In sync, reshape space freed, the parity (or the second
+/// copies) extracted; `_lv_update_reload_fns_reset_eliminate_lvs`: a reload to the striped
+/// table, the extracted images removed, a second (identical) reload.
+fn takeover_to_striped(k: &mut K, name: &str, mut mt: LvMeta) -> R {
+    let from = mt.table.layout;
+    let legs = mt.table.legs;
+    let interim = match from {
+        Layout::N | Layout::N6 | Layout::Near2 => None,
+        l if l.level() == 5 => Some(Layout::N),
+        l if l.level() == 6 => Some(Layout::N6),
+        _ => {
+            return Err(format!(
+                "Unable to convert {} LV {name} to striped",
+                from.name()
+            ))
+        }
+    };
+    if let Some(l) = interim {
+        // "Replaced LV type striped with possible type raid5_n. Repeat this command to
+        // convert to striped after an interim conversion has finished."
+        return lvconvert_keep_images(k, name, Some(l), None);
+    }
+    if mt.freed > 0 {
+        return Err("Takeover of an LV with freed legs still present is refused".into());
+    }
+    in_sync(k, name).map_err(|_| format!("Unable to convert {name} while it is not in-sync."))?;
+    if from.level() == 5 && legs < 3 {
+        return Err(format!(
+            "Can't convert raid5_n LV {name} to striped with < 3 legs."
+        ));
+    }
+    free_reshape_space(k, name, &mut mt)?;
+    let (stripes, order): (u32, Vec<Option<usize>>) = match from {
+        // raid10_near -> raid0: the first copy of each stripe (images 0, 2, 4, ...).
+        Layout::Near2 => (
+            legs / 2,
+            (0..legs as usize / 2).map(|i| Some(2 * i)).collect(),
+        ),
+        l => {
+            let data = legs - 1 - (l.level() == 6) as u32;
+            (data, (0..data as usize).map(Some).collect())
+        }
+    };
+    let t = Table {
+        layout: Layout::Striped,
+        legs: stripes,
+        chunk: mt.table.chunk,
+        delta_disks: 0,
+        data_offset: None,
+        nosync: false,
+        rebuild: 0,
+    };
+    update_and_reload_with(k, name, &t, |k, d| reorder_images(k, d, &order))?;
+    let d = dev(k, name);
+    drop_superblocks(k, d);
+    update_and_reload(k, name, &t, 0)?;
+    mt.table = t;
+    set_meta(k, name, mt);
+    Ok(())
+}
+
+/// `lvconvert --type raid5_n|raid6_n_6|raid10` of a striped LV (`_takeover_upconvert_wrapper`
+/// via raid0_meta: an rmeta for every image, the new images flagged LV_REBUILD, all of them
+/// wiped; raid10's images reordered so each stripe's copy follows it). Other raid5 / raid6
+/// layouts get the interim *_n type (lvm asks to repeat the command). Reload #1 carries the
+/// `rebuild` flags over blank superblocks (a new set: resync, and recovery of the new
+/// images), reload #2 clears them. `lvconvert -m 1` / `--type raid1` of a linear LV is the
+/// raid1 form (`_takeover_from_linear_to_raid1`): one reload, LV_REBUILD cleared by a commit
+/// only.
+fn takeover_from_striped(k: &mut K, name: &str, mut mt: LvMeta, to: Layout) -> R {
+    let from = mt.table.layout;
+    let stripes = mt.table.legs;
+    let d = dev(k, name);
+    if from == Layout::Linear {
+        if to != Layout::Raid1 {
+            return Err(format!(
+                "Unable to convert linear LV {name} to {}: convert to raid1 first",
+                to.name()
+            ));
+        }
+        let t = Table {
+            layout: Layout::Raid1,
+            legs: 2,
+            rebuild: 1 << 1,
+            data_offset: None,
+            ..mt.table.clone()
+        };
+        drop_superblocks(k, d);
+        wipe_legs(k, d, 1..2);
+        update_and_reload(k, name, &t, 0)?;
+        mt.table = Table { rebuild: 0, ..t };
+        set_meta(k, name, mt);
+        return Ok(());
+    }
+    let target = match to {
+        Layout::Near2 => Layout::Near2,
+        l if l.level() == 5 => Layout::N,
+        l if l.level() == 6 => Layout::N6,
+        _ => {
+            return Err(format!(
+                "Unable to convert striped LV {name} to {}",
+                to.name()
+            ))
+        }
+    };
+    if !mt.table.chunk.is_power_of_two() {
+        return Err(format!(
+            "Cannot convert striped LV {name} with non-power of 2 stripe size {}.",
+            mt.table.chunk
+        ));
+    }
+    if target == Layout::N6 && stripes < 3 {
+        return Err(format!(
+            "Minimum of 3 stripes needed for conversion from striped to {}.",
+            target.name()
+        ));
+    }
+    let (legs, rebuild, order): (u32, u32, Vec<Option<usize>>) = match target {
+        Layout::Near2 => (
+            2 * stripes,
+            (0..stripes).fold(0, |b, i| b | 1 << (2 * i + 1)),
+            (0..2 * stripes as usize)
+                .map(|i| (i % 2 == 0).then_some(i / 2))
+                .collect(),
+        ),
+        l => {
+            let parity = 1 + (l.level() == 6) as u32;
+            (
+                stripes + parity,
+                (stripes..stripes + parity).fold(0, |b, i| b | 1 << i),
+                (0..stripes as usize).map(Some).collect(),
+            )
+        }
+    };
+    if legs as usize > MAX_MEMBERS {
+        return Err(format!(
+            "the model's arrays have at most {MAX_MEMBERS} legs"
+        ));
+    }
+    drop_superblocks(k, d);
+    if target != Layout::Near2 {
+        // The new parity images are new extents (the striped table does not map them).
+        wipe_legs(k, d, stripes..legs);
+    }
+    let t1 = Table {
+        layout: target,
+        legs,
+        rebuild,
+        delta_disks: 0,
+        data_offset: None,
+        nosync: false,
+        chunk: mt.table.chunk,
+    };
+    update_and_reload_with(k, name, &t1, |k, d| {
+        if target == Layout::Near2 {
+            reorder_images(k, d, &order);
+        }
+    })?;
+    let t2 = Table { rebuild: 0, ..t1 };
+    update_and_reload(k, name, &t2, 0)?;
+    mt.table = t2;
+    mt.reshape_space = 0;
+    set_meta(k, name, mt);
+    if target != to {
+        // "Repeat this command to convert to raid5_ls after an interim conversion has
+        // finished": the caller's next `lvconvert --type` does the layout reshape.
+        k.trace(|| format!("lvm: {name} converted to {} first", target.name()));
+    }
+    Ok(())
+}
+
+/// `lvconvert -m 0` of a raid1 LV: the images but the first extracted, the top LV linear
+/// over rimage_0's extents; reload, removal, identical reload.
+fn raid1_to_linear(k: &mut K, name: &str, mut mt: LvMeta) -> R {
+    in_sync(k, name).map_err(|_| "Can't change image count of out-of-sync raid1 LV".to_string())?;
+    let t = Table {
+        layout: Layout::Linear,
+        legs: 1,
+        rebuild: 0,
+        delta_disks: 0,
+        data_offset: None,
+        nosync: false,
+        chunk: mt.table.chunk,
+    };
+    update_and_reload(k, name, &t, 0)?;
+    let d = dev(k, name);
+    drop_superblocks(k, d);
+    wipe_legs(k, d, 1..mt.table.legs);
+    update_and_reload(k, name, &t, 0)?;
+    mt.table = t;
+    set_meta(k, name, mt);
+    Ok(())
+}
+
 /// `lvconvert --type` to another level (lvm2-sequences.md §4.1, §4.4): raid5_* -> raid6_*_6
 /// (one new image, flagged rebuild: the Q leg; reload #1 with `rebuild`, reload #2 without;
 /// a raid6 layout other than the *_6 one needs the command again, as lvm says) and raid6_*_6 ->
 /// raid5_* (the last image extracted: a reload with one leg less, then an identical one).
 fn lvconvert_takeover(k: &mut K, name: &str, mut mt: LvMeta, to: Layout) -> R {
     let from = mt.table.layout;
+    if !from.is_md() {
+        return takeover_from_striped(k, name, mt, to);
+    }
+    if to == Layout::Striped {
+        return takeover_to_striped(k, name, mt);
+    }
+    if to == Layout::Linear {
+        return Err(format!(
+            "Unable to convert {} LV {name} to linear (use lvconvert -m 0 on raid1)",
+            from.name()
+        ));
+    }
     // raid1 (2 images) -> raid5 (§4.3): no new images, raid5_ls.
     let raid1_pair =
         (from == Layout::Raid1 && to.level() == 5 && mt.table.legs == 2).then_some(Layout::Ls);
@@ -961,12 +1282,7 @@ fn lvconvert_takeover(k: &mut K, name: &str, mut mt: LvMeta, to: Layout) -> R {
         return Err("Takeover of an LV with freed legs still present is refused".into());
     }
     in_sync(k, name)?;
-    if mt.reshape_space != 0 && kernel_data_offset(k, name) != 0 {
-        // _lv_free_reshape_space from the start needs a data_offset reload first.
-        return Err("takeover with the reshape space at the front is not modelled".into());
-    }
-    // The reshape space at the end is freed in the metadata only.
-    mt.reshape_space = 0;
+    free_reshape_space(k, name, &mut mt)?;
     let legs = mt.table.legs;
     if from == Layout::Raid1 {
         // Reload #1 with the level change only; #2 identical (SUSPEND + RESUME).
@@ -1018,7 +1334,7 @@ fn lvconvert_repair(k: &mut K, name: &str) -> R {
         ));
     }
     let d = dev(k, name);
-    let Some(m) = k.dms[d].live.filter(|_| !k.dms[d].removed) else {
+    let Some(m) = k.dms[d].live_md().filter(|_| !k.dms[d].removed) else {
         return Err("LV is not active".into());
     };
     let (health, ..) = raid_status(k, m);
@@ -1061,6 +1377,25 @@ fn lvconvert_repair(k: &mut K, name: &str) -> R {
 /// update-and-reload (identical: SUSPEND + RESUME only).
 fn lvconvert_mirrors(k: &mut K, name: &str, mirrors: u32) -> R {
     let mut mt = meta(k, name);
+    if mt.table.layout == Layout::Linear {
+        if mirrors == 0 {
+            return Ok(());
+        }
+        if mirrors != 1 {
+            // _takeover_from_linear_to_raid1 adds one image; more need a second command.
+            return Err("Unable to convert linear LV to more than 2 images at once".into());
+        }
+        return takeover_from_striped(k, name, mt, Layout::Raid1);
+    }
+    if mt.table.layout == Layout::Raid1 && mirrors == 0 {
+        return raid1_to_linear(k, name, mt);
+    }
+    if mirrors == 0 {
+        return Err(format!(
+            "{} LV {name} has no mirrors to remove",
+            mt.table.layout.name()
+        ));
+    }
     if mt.table.layout != Layout::Raid1 {
         return Err(format!(
             "takeover from {} to raid1 is not modelled",
@@ -1123,7 +1458,12 @@ fn wipe_legs(k: &mut K, d: usize, legs: std::ops::Range<u32>) {
 fn wait_for_sync(k: &mut K, name: &str) -> R {
     loop {
         let d = dev(k, name);
-        let Some(m) = k.dms[d].live.filter(|_| !k.dms[d].removed) else {
+        if k.dms[d].live.is_some_and(|t| t.md().is_none()) {
+            // check.sh in_sync: "Unable to get sync ratio for target type 'striped'".
+            let t = meta(k, name).table.layout.name();
+            return Err(format!("Unable to get sync ratio for target type '{t}'"));
+        }
+        let Some(m) = k.dms[d].live_md().filter(|_| !k.dms[d].removed) else {
             return Err("LV is not active".into());
         };
         let (health, progress, total, action) = raid_status(k, m);

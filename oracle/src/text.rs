@@ -139,8 +139,10 @@ fn valid_name(s: &str) -> bool {
 
 fn layout(l: &mut Line) -> Result<Layout, ParseError> {
     let col = l.col();
-    let w = l.next("a raid type (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n, raid10)")?;
-    Layout::parse(w).ok_or_else(|| l.err(col, format!("expected a raid type (raid1, raid5_ls|rs|la|ra|n, raid6_zr|nr|nc|ls_6|rs_6|la_6|ra_6|n_6, raid10), found `{w}`")))
+    let w = l.next(
+        "a segment type (raid5_ls, raid5_rs, raid5_la, raid5_ra, raid5_n, raid10, striped)",
+    )?;
+    Layout::parse(w).ok_or_else(|| l.err(col, format!("expected a segment type (linear, striped, raid1, raid5_ls|rs|la|ra|n, raid6_zr|nr|nc|ls_6|rs_6|la_6|ra_6|n_6, raid10), found `{w}`")))
 }
 
 /// `key=value` with a number value.
@@ -272,14 +274,26 @@ fn parse_array(l: &mut Line) -> Result<ArraySpec, ParseError> {
         "dm" => ArrayKind::Dm,
         _ => ArrayKind::Md,
     };
+    let lcol = l.col();
     let layout = layout(l)?;
     let col = l.col();
     let disks: u32 = keyval(l, "disks")?;
-    let least = match layout.level() {
-        1 => 2,
-        6 => 4,
+    let least = match layout {
+        Layout::Linear => 1,
+        Layout::Striped => 2,
+        l if l.level() == 1 => 2,
+        l if l.level() == 6 => 4,
         _ => 3,
     };
+    if layout == Layout::Linear && disks != 1 {
+        return Err(l.err(col, format!("expected disks=1 for linear, found {disks}")));
+    }
+    if !layout.is_md() && kind == ArrayKind::Md {
+        return Err(l.err(
+            lcol,
+            format!("{} is an lvm segment type, not an md array", layout.name()),
+        ));
+    }
     if !(least..=12).contains(&disks) {
         return Err(l.err(
             col,
@@ -520,10 +534,10 @@ fn parse_op(l: &mut Line, s: &Scenario) -> Result<Op, ParseError> {
                 "-m" => {
                     let col = l.col();
                     let mirrors: u32 = l.number("a mirror count")?;
-                    if !(1..=11).contains(&mirrors) {
+                    if !(0..=11).contains(&mirrors) {
                         return Err(l.err(
                             col,
-                            format!("expected a mirror count between 1 and 11, found {mirrors}"),
+                            format!("expected a mirror count between 0 and 11, found {mirrors}"),
                         ));
                     }
                     Op::Mirrors {

@@ -47,7 +47,7 @@ fn parse_errors_name_line_column_and_what_was_expected() {
     let cases = [
         (
             "array lv dm raid5_xx disks=4 chunk=2 dev=16\n",
-            "1:13: expected a raid type (raid1, raid5_ls|rs|la|ra|n, raid6_zr|nr|nc|ls_6|rs_6|la_6|ra_6|n_6, raid10), found `raid5_xx`",
+            "1:13: expected a segment type (linear, striped, raid1, raid5_ls|rs|la|ra|n, raid6_zr|nr|nc|ls_6|rs_6|la_6|ra_6|n_6, raid10), found `raid5_xx`",
         ),
         (
             "array lv dm raid10 disks=5 chunk=2 dev=16\n",
@@ -58,8 +58,16 @@ fn parse_errors_name_line_column_and_what_was_expected() {
             "1:19: expected disks between 2 and 12, found 1",
         ),
         (
-            "array lv dm raid1 disks=2 chunk=2 dev=16\nlvm: lvconvert -m 0 lv\n",
-            "2:19: expected a mirror count between 1 and 11, found 0",
+            "array lv dm raid1 disks=2 chunk=2 dev=16\nlvm: lvconvert -m 12 lv\n",
+            "2:19: expected a mirror count between 0 and 11, found 12",
+        ),
+        (
+            "array lv dm linear disks=2 chunk=2 dev=16\n",
+            "1:20: expected disks=1 for linear, found 2",
+        ),
+        (
+            "array md0 md striped disks=3 chunk=2 dev=16\n",
+            "1:14: striped is an lvm segment type, not an md array",
         ),
         (
             "array lv dm raid1 disks=2 chunk=2 dev=16\nlvm: dmsetup load lv raid1 legs=2 chunk=2 rebuild=2\n",
