@@ -90,6 +90,12 @@ fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> 
                 force: stripes < data,
             }
         }
+        8 | 9 if a.layout == Layout::Linear => Op::Mirrors {
+            // linear -> raid1 (or nothing: -m 0).
+            dev,
+            mirrors: u.int_in_range(0..=1)?,
+        },
+        8 | 9 if a.layout == Layout::Raid1 && u.ratio(1, 6)? => Op::Mirrors { dev, mirrors: 0 },
         8 | 9 if a.layout == Layout::Raid1 => {
             // raid1: an image more (rebuilt) or fewer (the last one dropped), 2 legs at least.
             let mirrors = if u.ratio(2, 3)? {
@@ -123,6 +129,16 @@ fn dm_lvm_op(u: &mut Unstructured, a: &ArraySpec, legs: &mut u32) -> Result<Op> 
         10 => Op::Stripesize {
             dev,
             chunk: u.int_in_range(1..=4)?,
+        },
+        11 if !a.layout.is_md() || u.ratio(1, 5)? => Op::Retype {
+            // A takeover from striped (to raid5_n / raid6_n_6 / raid10; another raid5 / raid6
+            // layout is lvm's interim conversion) or to striped.
+            layout: if a.layout.is_md() {
+                Layout::Striped
+            } else {
+                *u.choose(&[Layout::N, Layout::N6, Layout::Near2, Layout::Ls, Layout::Zr])?
+            },
+            dev,
         },
         11 => {
             // One time in three a takeover between raid5 and raid6 (lvm refuses what it
@@ -237,15 +253,17 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
         ArrayKind::Dm
     };
     let chunk = u.int_in_range(1..=2)?;
-    // A dm LV is raid10 (2 or 3 stripes, 2 mirrors) one time in five, raid1 (2 or 3 legs)
-    // one in ten, raid6 (3 or 4 stripes) one in ten; md arrays stay raid5 (their sysfs raid_disks +1 would give raid10 an odd
-    // member count, and the md raid1 paths are not modelled).
+    // A dm LV is raid10 (2 or 3 stripes, 2 mirrors) two times in twelve, raid1 (2 or 3 legs),
+    // raid6 (3 or 4 stripes), striped (2 to 4 stripes) and linear one in twelve each; md
+    // arrays stay raid5 (their sysfs raid_disks +1 would give raid10 an odd member count, and
+    // the md raid1 paths are not modelled).
     let pick = if kind == ArrayKind::Dm {
-        u.int_in_range(0..=9)?
+        u.int_in_range(0..=11)?
     } else {
         9
     };
     let (raid10, raid1, raid6) = (pick < 2, pick == 2, pick == 3);
+    let (striped, linear) = (pick == 10, pick == 11);
     let a = ArraySpec {
         name: if kind == ArrayKind::Dm {
             "lv".into()
@@ -255,6 +273,10 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
         kind,
         layout: if raid10 {
             Layout::Near2
+        } else if striped {
+            Layout::Striped
+        } else if linear {
+            Layout::Linear
         } else if raid1 {
             Layout::Raid1
         } else {
@@ -262,6 +284,10 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
         },
         disks: if raid10 {
             2 * u.int_in_range(2..=3)?
+        } else if striped {
+            u.int_in_range(2..=4)?
+        } else if linear {
+            1
         } else if raid1 {
             u.int_in_range(2..=3)?
         } else if raid6 {

@@ -265,7 +265,7 @@ fn exec_op(k: &mut K, op: &Op) -> R {
         Op::Refresh { dev: name } => {
             // lv_refresh: suspend + resume of the unchanged table (a secondary resume).
             let d = dev(k, name);
-            errno(dm_suspend(k, d, false))?;
+            lvm_suspend(k, d)?;
             errno(do_resume(k, d))
         }
         Op::LegDevice {
@@ -736,8 +736,19 @@ fn lvchange_permission(k: &mut K, name: &str, writable: bool) -> R {
     }
     let t = meta(k, name).table;
     load(k, name, d, &t)?;
-    errno(dm_suspend(k, d, false))?;
+    lvm_suspend(k, d)?;
     errno(do_resume(k, d))
+}
+
+/// lvm's SUSPEND of the LV (flush): libdm's dm_tree_suspend_children skips a device whose
+/// status says it is suspended already ("if (!info.exists || info.suspended) continue;",
+/// libdm/libdm-deptree.c), e.g. by a `dmsetup suspend` before the command; the command's
+/// RESUME then resumes it.
+fn lvm_suspend(k: &mut K, d: usize) -> R {
+    if k.dms[d].suspended {
+        return Ok(());
+    }
+    errno(dm_suspend(k, d, false))
 }
 
 /// Moves every leg's content by `shift` slots (the rimage remap of relocated reshape space).
@@ -781,7 +792,7 @@ fn update_and_reload_with(
     if live_table.as_ref() != Some(t) {
         load(k, name, d, t)?;
     }
-    errno(dm_suspend(k, d, false))?;
+    lvm_suspend(k, d)?;
     between(k, d);
     errno(do_resume(k, d))
 }
@@ -846,8 +857,13 @@ fn reshape_space(k: &mut K, name: &str) -> u32 {
 /// The kernel's current data_offset (STATUS), as lvm reads it before placing reshape space.
 fn kernel_data_offset(k: &mut K, name: &str) -> u32 {
     let d = dev(k, name);
-    let mem = k.dms[d].members;
-    k.members[mem].sb.data_offset
+    // lv_raid_data_offset(): the `data_offset` field of `dmsetup status`, which dm-raid's
+    // raid_status emits from the live instance (rs->dev[0].rdev.data_offset), not the
+    // superblock (which the instance may not have written yet after a reshape ended).
+    match k.dms[d].live_md().filter(|_| !k.dms[d].removed) {
+        Some(m) => k.mddevs[m].geo.data_offset,
+        None => k.members[k.dms[d].members].sb.data_offset,
+    }
 }
 
 fn lvconvert_stripes(k: &mut K, name: &str, stripes: u32, force: bool) -> R {
