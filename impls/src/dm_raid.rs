@@ -116,6 +116,10 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     {
         return Err(EINVAL);
     }
+    // parse_raid_params: "sync/nosync and rebuild are mutually exclusive".
+    if t.nosync && t.rebuild != 0 {
+        return Err(EINVAL);
+    }
     let sb = k.members[mem].sb.clone();
     let mut flags = 0u32;
     // analyse_superblocks(): no magic on the members -> FirstUse (a new raid set).
@@ -240,6 +244,10 @@ pub fn raid_ctr(k: &mut K, d: DevId, t: &Table) -> Result<MdId, Errno> {
     if !first_use && !recovering && sb.reshape_active() && resize {
         // "Can't resize a reshaping raid set".
         return Err(crate::md::EPERM);
+    }
+    if first_use && t.nosync && t.layout.level() == 6 {
+        // "'nosync' not allowed for new raid6 set": its parity has to be computed.
+        return Err(EINVAL);
     }
     k.dms[d].instances += 1;
     let name = format!("{}#{}", k.dms[d].name, k.dms[d].instances);
@@ -1019,7 +1027,13 @@ fn attempt_restore_of_faulty_devices(k: &mut K, m: MdId) {
 pub fn raid_status(k: &K, m: MdId) -> (String, Sector, Sector, &'static str) {
     let md = &k.mddevs[m];
     let action = decipher_sync_action(md);
-    let total = md.array_sectors;
+    // resync_max_sectors: the model counts a resync / reshape in array blocks and a recovery
+    // in device blocks (md_do_sync's max for each), so the ratio's total follows the action.
+    let total = if action == "recover" {
+        k.members[md.members].dev_data as Sector
+    } else {
+        md.array_sectors
+    };
     let r = if action == "idle" && !md.test(MD_RECOVERY_INTR) {
         md.recovery_cp
     } else {

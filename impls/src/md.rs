@@ -364,9 +364,11 @@ fn md_choose_sync_action(k: &mut K, m: MdId) -> bool {
     }
     // A pending resync before spares, as 6.12.118 / 7.3 order it (remove_spares() first,
     // which removes nothing here: raid1_remove_disk refuses a leg that is not Faulty).
-    // v6.7-v6.9 tried remove_and_add_spares first; the two orders differ only when a resync
-    // is pending while a leg awaits recovery, which a dm-raid `rebuild` table never leaves
-    // (rs_setup_recovery(MaxSector)).
+    // v6.7-v6.9 tried remove_and_add_spares first; the two orders differ when a resync is
+    // pending while a leg awaits recovery: a `rebuild` table over blank superblocks (lvm's
+    // takeovers from striped: rs_setup_recovery(0) and the new legs not In_sync). There
+    // raid5 / raid6 skip the resync at once (degraded >= max_degraded) and raid10 / raid1
+    // end in the same state either way; the model keeps the 6.12 order for all kernels.
     if k.mddevs[m].recovery_cp < MAX_SECTOR {
         remove_spares(k, m);
         k.set_bit(m, MD_RECOVERY_SYNC);

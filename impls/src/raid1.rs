@@ -37,6 +37,20 @@ pub fn raid1_run(k: &mut K, m: MdId) -> Result<(), Errno> {
         dev_data,
     });
     md::set_array_sectors(k, m, dev_data as Sector);
+    // "RAID1 needs at least one disk in active"; with exactly one there is nothing to resync
+    // from (a new set from linear: only the recovery of the new leg runs).
+    let working = k.mddevs[m]
+        .rdevs
+        .iter()
+        .filter(|r| r.in_sync && !r.faulty && !r.removed)
+        .count();
+    if working < 1 {
+        k.mddevs[m].conf = None;
+        return Err(crate::md::EINVAL);
+    }
+    if working == 1 {
+        k.mddevs[m].recovery_cp = MAX_SECTOR;
+    }
     k.mddevs[m].pers = true;
     let degraded = k.mddevs[m].rdevs.iter().filter(|r| !r.in_sync).count();
     if degraded > 0 {

@@ -79,6 +79,18 @@ pub fn raid10_run(k: &mut K, m: MdId) -> Result<(), Errno> {
         units_since_checkpoint: 0,
         dev_data,
     });
+    // `enough()`: every pair of copies (near 2: legs 2i, 2i+1) keeps a working leg.
+    let working = |d: usize| {
+        k.mddevs[m]
+            .rdevs
+            .get(d)
+            .is_some_and(|r| r.in_sync && !r.faulty && !r.removed)
+    };
+    let pairs = geo.raid_disks.min(prev.raid_disks) as usize / 2;
+    if !reshaping && (0..pairs).any(|i| !working(2 * i) && !working(2 * i + 1)) {
+        k.mddevs[m].conf = None;
+        return Err(EINVAL);
+    }
     let size = geo_size(&prev, dev_data).min(geo_size(&geo, dev_data));
     md::set_array_sectors(k, m, size);
     k.mddevs[m].pers = true;
@@ -161,7 +173,9 @@ pub fn raid10_start_reshape(k: &mut K, m: MdId) -> Result<(), Errno> {
     Ok(())
 }
 
-/// `raid10_sync_request()`: one unit of resync (both copies agree: nothing moves), of
+/// `raid10_sync_request()`: one unit of resync (the kernel reads every leg and rewrites a
+/// copy that differs; the model's copies differ only on legs that are not In_sync, which
+/// the recovery fills and read_balance avoids until then: nothing moves here), of
 /// recovery (the legs not In_sync get their copies), or of reshape; the call at `max` ends
 /// a reshape.
 pub fn raid10_sync_request(k: &mut K, m: MdId, j: Sector, max: Sector) -> Sector {

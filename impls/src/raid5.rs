@@ -157,6 +157,28 @@ pub fn raid5_run(k: &mut K, m: MdId) -> Result<(), Errno> {
         units_since_checkpoint: 0,
         dev_data,
     });
+    if !reshaping {
+        // raid5_calc_degraded / has_failed, and "cannot start dirty degraded array" unless
+        // the legs to recover only hold parity (dirty_parity_disks; dm-raid never sets
+        // ok_start_degraded). The model checks a set that is not reshaping.
+        let md = &k.mddevs[m];
+        let max_degraded = if geo.layout.level() == 6 { 2 } else { 1 };
+        let n = geo.raid_disks as usize;
+        let lost = |r: &Rdev| !r.in_sync || r.faulty || r.removed;
+        let degraded = md.rdevs.iter().take(n).filter(|r| lost(r)).count();
+        let dirty_parity_disks = (0..n)
+            .filter(|&d| md.rdevs.get(d).is_some_and(|r| !r.in_sync && !r.faulty))
+            .filter(|&d| only_parity(d as u32, &geo, max_degraded))
+            .count();
+        let dirty = md.recovery_cp != MAX_SECTOR && degraded > dirty_parity_disks;
+        if degraded > max_degraded as usize || dirty {
+            k.trace(|| {
+                format!("md/raid:{name}: cannot start dirty degraded array ({degraded} degraded)")
+            });
+            k.mddevs[m].conf = None;
+            return Err(md::EINVAL);
+        }
+    }
     let size = geo_size(&prev, dev_data).min(geo_size(&geo, dev_data));
     md::set_array_sectors(k, m, size);
     k.mddevs[m].pers = true;
@@ -174,6 +196,16 @@ pub fn raid5_run(k: &mut K, m: MdId) -> Result<(), Errno> {
         }
     }
     Ok(())
+}
+
+/// `only_parity()`: leg `d` holds nothing but parity in geometry `g` (raid5_n / raid6_n_6:
+/// ALGORITHM_PARITY_N's last legs; raid6_*_6: the Q leg).
+fn only_parity(d: u32, g: &Geo, max_degraded: u32) -> bool {
+    match g.layout {
+        Layout::N | Layout::N6 => d >= g.raid_disks - max_degraded,
+        Layout::La6 | Layout::Ra6 | Layout::Ls6 | Layout::Rs6 => d == g.raid_disks - 1,
+        _ => false,
+    }
 }
 
 /// `raid5_check_reshape()` / `check_reshape()`: validates a pending change; 0 also for
@@ -266,6 +298,21 @@ pub fn raid5_sync_request(k: &mut K, m: MdId, j: Sector, max: Sector) -> Sector 
     }
     if reshape {
         return reshape_request(k, m, j);
+    }
+    // "if there is too many failed drives and we are trying to resync, then assert that we
+    // are finished": a resync of a set degraded by max_degraded legs (the new parity legs of
+    // a takeover from striped) skips to the end.
+    let md = &k.mddevs[m];
+    let max_degraded = if md.geo.layout.level() == 6 { 2 } else { 1 };
+    let n = md.geo.raid_disks as usize;
+    let degraded = md
+        .rdevs
+        .iter()
+        .take(n)
+        .filter(|r| !r.in_sync || r.faulty)
+        .count();
+    if degraded >= max_degraded && k.test_bit(m, MD_RECOVERY_SYNC) {
+        return max - j;
     }
     (k.mddevs[m].geo.chunk as Sector).min(max - j)
 }

@@ -1078,8 +1078,17 @@ fn drop_superblocks(k: &mut K, d: usize) {
 fn takeover_to_striped(k: &mut K, name: &str, mut mt: LvMeta) -> R {
     let from = mt.table.layout;
     let legs = mt.table.legs;
+    // _raid_convert_define_parms: the types lvm substitutes ("Replaced LV type striped with
+    // possible type raid5_n. Repeat this command to convert to striped after an interim
+    // conversion has finished."): raid5_* -> raid5_n, raid6_* -> raid6_n_6, raid1 with 2
+    // legs -> raid5_n; a raid5_n of 2 legs gets its third leg first.
     let interim = match from {
+        Layout::N if legs < 3 => {
+            // "Converting raid5_n LV to 3 stripes first."
+            return lvconvert_stripes(k, name, 2, false);
+        }
         Layout::N | Layout::N6 | Layout::Near2 => None,
+        Layout::Raid1 if legs == 2 => Some(Layout::N),
         l if l.level() == 5 => Some(Layout::N),
         l if l.level() == 6 => Some(Layout::N6),
         _ => {
@@ -1090,19 +1099,12 @@ fn takeover_to_striped(k: &mut K, name: &str, mut mt: LvMeta) -> R {
         }
     };
     if let Some(l) = interim {
-        // "Replaced LV type striped with possible type raid5_n. Repeat this command to
-        // convert to striped after an interim conversion has finished."
         return lvconvert_keep_images(k, name, Some(l), None);
     }
     if mt.freed > 0 {
         return Err("Takeover of an LV with freed legs still present is refused".into());
     }
     in_sync(k, name).map_err(|_| format!("Unable to convert {name} while it is not in-sync."))?;
-    if from.level() == 5 && legs < 3 {
-        return Err(format!(
-            "Can't convert raid5_n LV {name} to striped with < 3 legs."
-        ));
-    }
     free_reshape_space(k, name, &mut mt)?;
     let (stripes, order): (u32, Vec<Option<usize>>) = match from {
         // raid10_near -> raid0: the first copy of each stripe (images 0, 2, 4, ...).
@@ -1146,12 +1148,8 @@ fn takeover_from_striped(k: &mut K, name: &str, mut mt: LvMeta, to: Layout) -> R
     let stripes = mt.table.legs;
     let d = dev(k, name);
     if from == Layout::Linear {
-        if to != Layout::Raid1 {
-            return Err(format!(
-                "Unable to convert linear LV {name} to {}: convert to raid1 first",
-                to.name()
-            ));
-        }
+        // Any raid type: lvm substitutes raid1 ("Replaced LV type raid5 with possible type
+        // raid1"), the first step towards it.
         let t = Table {
             layout: Layout::Raid1,
             legs: 2,
@@ -1166,27 +1164,16 @@ fn takeover_from_striped(k: &mut K, name: &str, mut mt: LvMeta, to: Layout) -> R
         set_meta(k, name, mt);
         return Ok(());
     }
+    // raid1 and a raid6 of fewer than 3 stripes: lvm substitutes raid5_n.
     let target = match to {
         Layout::Near2 => Layout::Near2,
-        l if l.level() == 5 => Layout::N,
-        l if l.level() == 6 => Layout::N6,
-        _ => {
-            return Err(format!(
-                "Unable to convert striped LV {name} to {}",
-                to.name()
-            ))
-        }
+        l if l.level() == 6 && stripes >= 3 => Layout::N6,
+        _ => Layout::N,
     };
     if !mt.table.chunk.is_power_of_two() {
         return Err(format!(
             "Cannot convert striped LV {name} with non-power of 2 stripe size {}.",
             mt.table.chunk
-        ));
-    }
-    if target == Layout::N6 && stripes < 3 {
-        return Err(format!(
-            "Minimum of 3 stripes needed for conversion from striped to {}.",
-            target.name()
         ));
     }
     let (legs, rebuild, order): (u32, u32, Vec<Option<usize>>) = match target {
@@ -1243,10 +1230,21 @@ fn takeover_from_striped(k: &mut K, name: &str, mut mt: LvMeta, to: Layout) -> R
     Ok(())
 }
 
-/// `lvconvert -m 0` of a raid1 LV: the images but the first extracted, the top LV linear
-/// over rimage_0's extents; reload, removal, identical reload.
+/// `lvconvert -m 0` of a raid1 LV: lvm keeps the first image whose health is `A` (swapped to
+/// position 0; "is out-of-sync! Please try refreshing first." when there is none, lv.c
+/// lv_raid_image_in_sync), extracts the others, and makes the top LV linear over the kept
+/// image's extents: reload, removal, identical reload.
 fn raid1_to_linear(k: &mut K, name: &str, mut mt: LvMeta) -> R {
-    in_sync(k, name).map_err(|_| "Can't change image count of out-of-sync raid1 LV".to_string())?;
+    let d = dev(k, name);
+    let Some(m) = k.dms[d].live_md().filter(|_| !k.dms[d].removed) else {
+        return Err("LV is not active".into());
+    };
+    let (health, ..) = raid_status(k, m);
+    let Some(keep) = health.find('A') else {
+        return Err(format!(
+            "{name} is out-of-sync! Please try refreshing first."
+        ));
+    };
     let t = Table {
         layout: Layout::Linear,
         legs: 1,
@@ -1256,10 +1254,8 @@ fn raid1_to_linear(k: &mut K, name: &str, mut mt: LvMeta) -> R {
         nosync: false,
         chunk: mt.table.chunk,
     };
-    update_and_reload(k, name, &t, 0)?;
-    let d = dev(k, name);
+    update_and_reload_with(k, name, &t, |k, d| reorder_images(k, d, &[Some(keep)]))?;
     drop_superblocks(k, d);
-    wipe_legs(k, d, 1..mt.table.legs);
     update_and_reload(k, name, &t, 0)?;
     mt.table = t;
     set_meta(k, name, mt);
@@ -1285,8 +1281,13 @@ fn lvconvert_takeover(k: &mut K, name: &str, mut mt: LvMeta, to: Layout) -> R {
         ));
     }
     // raid1 (2 images) -> raid5 (§4.3): no new images, raid5_ls.
-    let raid1_pair =
-        (from == Layout::Raid1 && to.level() == 5 && mt.table.legs == 2).then_some(Layout::Ls);
+    // raid1 -> raid6: lvm substitutes raid5_ls, the first step (linear_to_raid6's step b).
+    let to = if from == Layout::Raid1 && to.level() == 6 {
+        Layout::Ls
+    } else {
+        to
+    };
+    let raid1_pair = (from == Layout::Raid1 && to.level() == 5 && mt.table.legs == 2).then_some(to);
     let Some(pair) = raid1_pair.or(from.takeover_pair().filter(|p| p.level() == to.level())) else {
         return Err(format!(
             "takeover from {} to {} is not modelled",
