@@ -344,7 +344,7 @@ _parse_status() {
     ST_LINE=$*
     # shellcheck disable=SC2086
     set -- $*
-    ST_LEN=$2 ST_TYPE=$4 ST_NDEV=$5 ST_HEALTH=$6 ratio=$7 ST_ACTION=$8
+    ST_LEN=$2 ST_TARGET=$3 ST_TYPE=$4 ST_NDEV=$5 ST_HEALTH=$6 ratio=$7 ST_ACTION=$8
     ST_DOFF=${10}
     ST_N=${ratio%/*}
     ST_M=${ratio#*/}
@@ -429,7 +429,11 @@ kmsg() {
 # _reshape_pos: P (LV sectors), POS_SRC, POS_N, POS_M, POS_D.
 _reshape_pos() {
     _dm_status || true
-    if [ "$ST_ACTION" = reshape ] && [ "$ST_N" -gt 0 ] 2>/dev/null && [ "$ST_N" -lt "$ST_M" ]; then
+    if [ -n "$ST_TARGET" ] && [ "$ST_TARGET" != raid ]; then
+        # striped / linear: no reshape, no ratio; the middle of the LV (as the model).
+        POS_SRC=plain
+        POS_N=- POS_M=- POS_D=1 P=$((ST_LEN / 2))
+    elif [ "$ST_ACTION" = reshape ] && [ "$ST_N" -gt 0 ] 2>/dev/null && [ "$ST_N" -lt "$ST_M" ]; then
         POS_SRC=live
         read -r P POS_N POS_M POS_D <"$C_DIR/lastpos"
     elif [ -e "$C_DIR/lastpos" ]; then
@@ -950,6 +954,11 @@ setup_vg() {
 create_lv() {
     step -t 60 lvcreate lvcreate -y --type "${1:-raid5}" -i "${2:-3}" -I "${4:-64k}" \
         -L "${3:-48M}" -n "$LV" "$VG"
+}
+
+# create_lv_linear [SIZE]: a linear LV.
+create_lv_linear() {
+    step -t 60 lvcreate lvcreate -y --type linear -L "${1:-48M}" -n "$LV" "$VG"
 }
 
 # create_lv_mirrors MIRRORS [SIZE]: a raid1 LV with MIRRORS + 1 images.

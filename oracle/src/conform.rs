@@ -102,12 +102,28 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
             a.name
         ));
     }
-    if ![Layout::Ls, Layout::Zr, Layout::Near2, Layout::Raid1].contains(&a.layout) {
+    if ![
+        Layout::Ls,
+        Layout::Zr,
+        Layout::Near2,
+        Layout::Raid1,
+        Layout::Striped,
+        Layout::Linear,
+    ]
+    .contains(&a.layout)
+    {
         return Err(format!(
             "array {}: layout {:?}: lvcreate --type raid5 makes raid5_ls (--type raid6 \
-             raid6_zr, --type raid10 raid10 near, --type raid1 raid1); other layouts are not \
-             translated",
+             raid6_zr, --type raid10 raid10 near, --type raid1 raid1, --type striped / linear \
+             those); other layouts are not translated",
             a.name, a.layout
+        ));
+    }
+    if a.layout == Layout::Striped && !(2..=3).contains(&a.disks) {
+        return Err(format!(
+            "array {}: striped with {} stripes; the VM has 6 loop devices: 2 or 3 (room for \
+             raid10's copies or raid6's P and Q)",
+            a.name, a.disks
         ));
     }
     if a.layout == Layout::Near2 && a.disks != 4 {
@@ -134,7 +150,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
             a.name, a.disks
         ));
     }
-    if a.layout != Layout::Raid1 && !(3..=5).contains(&a.disks) {
+    if a.layout.is_md() && a.layout != Layout::Raid1 && !(3..=5).contains(&a.disks) {
         return Err(format!(
             "array {}: {} disks; the VM has 6 loop devices and lvm needs one spare for a grow",
             a.name, a.disks
@@ -168,9 +184,13 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
         Layout::Near2 => format!("create_lv raid10 {}", a.disks / 2),
         Layout::Raid1 => format!("create_lv_mirrors {}", a.disks - 1),
         Layout::Zr => format!("create_lv raid6 {}", a.disks - 2),
+        Layout::Striped => format!("create_lv striped {}", a.disks),
+        Layout::Linear => "create_lv_linear".to_string(),
         _ => format!("create_lv raid5 {}", a.disks - 1),
     };
-    let _ = writeln!(out, "setup_vg\n{create}\nwait_sync");
+    // A striped / linear LV has no sync to wait for (and no raid status to poll).
+    let wait = if a.layout.is_md() { "\nwait_sync" } else { "" };
+    let _ = writeln!(out, "setup_vg\n{create}{wait}");
     let _ = writeln!(out, "write_all setup_write");
     // The model's LV starts inactive: lvm activates it as the scenario's first op.
     let _ = writeln!(out, "step setup_deactivate lvchange -an vg/lv");
@@ -178,6 +198,8 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
     // The LV's raid level as the ops so far left it (a takeover changes it).
     let mut level = a.layout.level();
     let mut legs = a.disks;
+    // Whether the LV is a raid LV now (a takeover to striped / linear and back changes it).
+    let mut raid = a.layout.is_md();
     let mut lines = Vec::new();
     for (i, (_, op)) in s.ops.iter().enumerate() {
         let n = step(i);
@@ -204,12 +226,16 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
                 l
             }
             Op::Mirrors { mirrors, .. } if *mirrors < legs => {
-                // Images removed: nothing to rebuild, nothing to wait for.
+                // Images removed: nothing to rebuild, nothing to wait for (-m 0: linear).
                 legs = mirrors + 1;
+                raid = *mirrors > 0;
+                level = if raid { 1 } else { 0 };
                 format!("step -t 60 {n} lvconvert -y -m {mirrors} vg/lv")
             }
             Op::Mirrors { mirrors, .. } => {
                 legs = mirrors + 1;
+                raid = true;
+                level = 1;
                 let mut l = throttle_once(&mut throttled).to_string();
                 // IO positions are relative to the recovery (raid1's status position).
                 let _ = write!(
@@ -217,6 +243,13 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
                     "step -t 60 {n} lvconvert -y -m {mirrors} vg/lv\nwait_progress {n}_progress 15 recover"
                 );
                 l
+            }
+            Op::WaitForSync { .. } if !raid => {
+                return Err(format!(
+                    "op {}: wait_for_sync of a striped / linear LV (lvm's test library dies: \
+                     no sync ratio)",
+                    i + 1
+                ))
             }
             Op::WaitForSync { .. } => {
                 throttled = false;
@@ -252,9 +285,11 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
                 l
             }
             Op::Retype { layout, .. } if layout.level() != level => {
-                // A takeover (raid5 <-> raid6): lvm adds or extracts the Q image; no reshape
-                // to wait for (the Q leg's recovery is what wait_for_sync waits for).
+                // A takeover (raid5 <-> raid6, to or from striped / linear): lvm adds or
+                // extracts images; no reshape to wait for (the new legs' recovery is what
+                // wait_for_sync waits for).
                 level = layout.level();
+                raid = layout.is_md();
                 format!("step -t 60 {n} lvconvert -y --type {} vg/lv", layout.name())
             }
             Op::Retype { layout, .. } => {
@@ -282,6 +317,7 @@ pub fn translate(s: &Scenario) -> Result<String, String> {
             ),
             Op::Read { range, .. } => format!("io_read {n} {}", where_(range)?),
             Op::Write { range, .. } => format!("io_write {n} {}", where_(range)?),
+            Op::Fsck { .. } if !raid => format!("checksum {n}"),
             Op::Fsck { .. } => {
                 throttled = false;
                 format!("unthrottle\nwait_reshape 60 {n}_wait\nchecksum {n}")
