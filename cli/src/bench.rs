@@ -12,6 +12,7 @@
 //! Wall-clock time is measured here (the model itself never reads a clock).
 
 use crate::fuzz::Rng;
+use md_model::md_h::Layout;
 use md_model::Kernel;
 use md_oracle::campaign::hunt_failed;
 use md_oracle::gen::{from_bytes, Limits};
@@ -237,13 +238,22 @@ pub fn bench(
     // draw, kept when it matches).
     out.push_str("\n16-op scenarios by raid type (dm LVs):\n\n");
     out.push_str("| type | v6.7 | v6.9 | v7.3 |\n|---|---|---|---|\n");
-    for (name, level) in [("raid5", 5), ("raid6", 6), ("raid10", 10), ("raid1", 1)] {
-        let mut rng = Rng(level * 104_729 + 3);
+    type IsType = fn(Layout) -> bool;
+    let types: [(&str, u64, IsType); 6] = [
+        ("raid5", 5, |l| l.level() == 5),
+        ("raid6", 6, |l| l.level() == 6),
+        ("raid10", 10, |l| l.level() == 10),
+        ("raid1", 1, |l| l.level() == 1),
+        ("striped", 20, |l| l == Layout::Striped),
+        ("linear", 21, |l| l == Layout::Linear),
+    ];
+    for (name, seed, is_type) in types {
+        let mut rng = Rng(seed * 104_729 + 3);
         let mut scenarios = Vec::new();
         for _ in 0..20_000 {
             let s = scenario_with_ops(&mut rng, 16);
             let a = &s.arrays[0];
-            if a.kind == ArrayKind::Dm && a.layout.level() == level as u32 {
+            if a.kind == ArrayKind::Dm && is_type(a.layout) {
                 scenarios.push(s);
                 if scenarios.len() == 32 {
                     break;
