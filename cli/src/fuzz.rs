@@ -97,6 +97,10 @@ pub struct Campaign {
     /// (`dmsetup message` / `status` from another process) one time in three.
     #[arg(long)]
     pub single_admin: bool,
+    /// Swarm testing: each scenario draws the subset of op kinds it uses (others are redrawn),
+    /// so combinations of a few kinds are generated densely
+    #[arg(long)]
+    pub swarm: bool,
     /// Also run every scenario under this kernel and compare the verdict rates: a verdict
     /// (known finding or not) that is much more frequent under a checked kernel than under
     /// the reference is reported as a rate jump (a failure of the campaign).
@@ -139,6 +143,7 @@ pub fn fuzz(c: &Campaign, out: &Path) -> Result<bool, BadInput> {
         max_ops: c.max_ops.max(1),
         max_schedule: 64,
         multi_admin: !c.single_admin,
+        swarm: c.swarm,
     };
     let stats = Arc::new(Mutex::new(Stats::default()));
     let start = Instant::now();

@@ -79,6 +79,10 @@ enum Cmd {
         /// first find.
         #[arg(long)]
         rate_only: bool,
+        /// Only this failure class in the time-to-first-find table (e.g. H5,
+        /// stale-ctr-position), and no executions-per-second tables.
+        #[arg(long)]
+        class: Option<String>,
     },
     /// Run scenarios on a real kernel in a VM (conformance/) and compare with the model.
     Conform(conform::Conform),
@@ -154,9 +158,16 @@ fn main() -> ExitCode {
             rate,
             cargo_fuzz,
             rate_only,
+            class,
         } => match (fuzz::parse_duration(&budget), fuzz::parse_duration(&rate)) {
-            (Some(b), Some(r)) => match bench::bench(seeds, b, r, cargo_fuzz.as_deref(), rate_only)
-            {
+            (Some(b), Some(r)) => match bench::bench(
+                seeds,
+                b,
+                r,
+                cargo_fuzz.as_deref(),
+                rate_only,
+                class.as_deref(),
+            ) {
                 Ok(table) => {
                     print!("{table}");
                     Ok(true)

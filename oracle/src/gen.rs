@@ -19,6 +19,43 @@ pub struct Limits {
     /// Give dm LVs a second administrator (`mon`: `dmsetup message` / `status` outside lvm's
     /// lock) one time in three.
     pub multi_admin: bool,
+    /// Swarm testing (Groce et al., ISSTA 2012): each scenario first draws the subset of op
+    /// kinds it may use, and a drawn op of another kind is drawn again (up to
+    /// [`SWARM_REDRAWS`] times, then a `sleep`), so rare combinations of a few kinds get
+    /// dense instead of being diluted by every other kind.
+    pub swarm: bool,
+}
+
+/// How often a scenario under swarm testing redraws an op of a kind it left out.
+pub const SWARM_REDRAWS: usize = 6;
+
+/// The kind of an op for swarm testing (one bit each; ops that only wait are always kept).
+fn swarm_kind(op: &Op) -> Option<u32> {
+    Some(match op {
+        Op::Load { .. } | Op::Reload { .. } => 0,
+        Op::ReloadAtReshapeEnd { .. } | Op::SuspendAtReshapeEnd { .. } => 1,
+        Op::Suspend { noflush: false, .. } => 2,
+        Op::Suspend { noflush: true, .. } => 3,
+        Op::Resume { .. } => 4,
+        Op::Remove { .. } | Op::Deactivate { .. } | Op::Activate { .. } => 5,
+        Op::Message { .. } => 6,
+        Op::Status { .. } => 7,
+        Op::Stripes { .. } => 8,
+        Op::Stripesize { .. } => 9,
+        Op::Retype { .. } => 10,
+        Op::Repair { .. } | Op::Refresh { .. } => 11,
+        Op::LegDevice { .. } => 12,
+        Op::Mirrors { .. } => 13,
+        Op::Permission { .. } => 14,
+        Op::SyncAction { .. } => 15,
+        Op::ArrayState { .. } => 16,
+        Op::SyncMax { .. } | Op::RaidDisks { .. } => 17,
+        Op::Read { .. } => 18,
+        Op::Write { .. } => 19,
+        Op::Fsck { .. } => 20,
+        Op::Advance { .. } | Op::Delay { .. } | Op::Throttle { .. } => 21,
+        Op::WaitForSync { .. } | Op::Sleep | Op::After(_) | Op::AfterOrDeadline(_) => return None,
+    })
 }
 
 impl Default for Limits {
@@ -27,6 +64,7 @@ impl Default for Limits {
             max_ops: 24,
             max_schedule: 64,
             multi_admin: true,
+            swarm: false,
         }
     }
 }
@@ -321,18 +359,34 @@ pub fn scenario(u: &mut Unstructured, lim: Limits) -> Result<Scenario> {
     } else {
         &[admin, admin, "io0", "io1"]
     };
+    // Swarm testing: the op kinds this scenario may use (at least one in two, on average).
+    let kinds: u32 = if lim.swarm {
+        u.arbitrary::<u32>()? | 1 << 18
+    } else {
+        !0
+    };
     for _ in 0..n {
         let actor = *u.choose(actors)?;
-        let op = if actor == "mon" {
-            monitor_op(u, &a)?
-        } else if actor == admin {
-            if kind == ArrayKind::Dm {
-                dm_lvm_op(u, &a, &mut legs)?
+        let mut draws = 0;
+        let op = loop {
+            let op = if actor == "mon" {
+                monitor_op(u, &a)?
+            } else if actor == admin {
+                if kind == ArrayKind::Dm {
+                    dm_lvm_op(u, &a, &mut legs)?
+                } else {
+                    md_admin_op(u, &a)?
+                }
             } else {
-                md_admin_op(u, &a)?
+                io_op(u, &a)?
+            };
+            if swarm_kind(&op).is_none_or(|k| kinds & (1 << k) != 0) {
+                break op;
             }
-        } else {
-            io_op(u, &a)?
+            draws += 1;
+            if draws > SWARM_REDRAWS || u.is_empty() {
+                break Op::Sleep;
+            }
         };
         ops.push((actor.to_string(), op));
     }

@@ -430,3 +430,40 @@ fn raid_ctr_refuses_the_tables_the_kernel_refuses() {
         );
     }
 }
+
+/// Swarm testing narrows each scenario to a few op kinds: over the same inputs, scenarios use
+/// clearly fewer distinct kinds than without it, and they still round-trip.
+#[test]
+fn swarm_scenarios_use_fewer_op_kinds() {
+    let kinds = |s: &md_oracle::scenario::Scenario| {
+        let mut k: Vec<String> = s
+            .ops
+            .iter()
+            .map(|(_, o)| {
+                let t = o.to_string();
+                t.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+            })
+            .filter(|t| t != "sleep" && !t.starts_with("lvchange -ay"))
+            .collect();
+        k.sort();
+        k.dedup();
+        k.len()
+    };
+    let (mut plain, mut swarm) = (0usize, 0usize);
+    for seed in 0..400 {
+        let b = bytes(seed + 7_000, 512);
+        let lim = Limits {
+            max_ops: 24,
+            ..Limits::default()
+        };
+        let s = from_bytes(&b, lim);
+        let w = from_bytes(&b, Limits { swarm: true, ..lim });
+        assert_eq!(text::parse(&w.to_string()).unwrap(), w, "seed {seed}");
+        plain += kinds(&s);
+        swarm += kinds(&w);
+    }
+    assert!(
+        swarm * 10 < plain * 8,
+        "swarm scenarios use {swarm} op kinds in all, plain ones {plain}"
+    );
+}
