@@ -568,7 +568,7 @@ impl Kernel {
                     if add { '+' } else { '-' }
                 )));
             }
-            for item in list.split(',') {
+            for item in list.split(',').map(str::trim) {
                 let names =
                     expand(item).map_err(|e| KernelError(format!("kernel `{spec}`: {e}")))?;
                 for n in names {
@@ -612,7 +612,17 @@ impl Kernel {
             .filter(|p| !drop.iter().any(|d| d.name == p.name))
             .collect();
         if !drop.is_empty() {
-            name = format!("{name}-{}", names(drop));
+            // `+p1,p2-p3` would read as the range p2-p3: a space ends the pN token first.
+            let last = name.rsplit([',', '+', '-']).next().unwrap_or("");
+            let pn = |t: &str| {
+                t.len() > 1 && t.starts_with('p') && t[1..].bytes().all(|b| b.is_ascii_digit())
+            };
+            let sep = if pn(last) && drop[0].name.starts_with('p') {
+                " -"
+            } else {
+                "-"
+            };
+            name = format!("{name}{sep}{}", names(drop));
         }
         let add: Vec<&'static Patch> = add
             .iter()
@@ -712,6 +722,36 @@ impl fmt::Display for Kernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An edited kernel's name parses back to the same patch set (`v6.7+p1,p2` without p2
+    /// must not read as the range p1-p2).
+    #[test]
+    fn edited_names_parse_back() {
+        for base in [
+            "v6.7",
+            "v6.9",
+            "v7.3",
+            "v6.7+v2",
+            "v6.7+p1,p2",
+            "v6.7+p1-p6",
+            "v6.9-f52f5c71f3d4",
+        ] {
+            let k = Kernel::parse(base).unwrap();
+            for drop in k.patches().iter().copied() {
+                for add in PATCHES.iter().filter(|p| p.name != drop.name) {
+                    let e = k.edit(&[drop], &[add]);
+                    let back =
+                        Kernel::parse(e.name()).unwrap_or_else(|err| panic!("{}: {err}", e.name()));
+                    let names = |k: &Kernel| {
+                        let mut v: Vec<&str> = k.patches().iter().map(|p| p.name).collect();
+                        v.sort();
+                        v
+                    };
+                    assert_eq!(names(&back), names(&e), "{}", e.name());
+                }
+            }
+        }
+    }
 
     #[test]
     fn named_kernels_carry_their_series() {
